@@ -1,0 +1,264 @@
+//! The command line: subcommands and the options every subcommand shares (each also read from
+//! an environment variable). Every value is parsed here, so a bad one is an error naming the
+//! option (exit status 2) before anything is written.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::crypto::signing::Alg;
+use crate::db::DatabaseUrl;
+use crate::domain::{Audience, Role, Username};
+
+/// jwt-issuer: log users in, mint short-lived signed tokens, publish the keys to verify them.
+#[derive(Parser, Debug)]
+#[command(name = "jwt-issuer", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every subcommand; accepted before or after the subcommand's arguments.
+#[derive(Args, Debug, Clone)]
+pub struct Options {
+    /// Database: sqlite://PATH (created on first run) or postgres://…
+    #[arg(long = "database", env = "DATABASE_URL", global = true, value_name = "URL",
+          default_value = "sqlite://data/issuer.db", value_parser = DatabaseUrl::parse)]
+    pub database: DatabaseUrl,
+
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "ISSUER_BIND",
+        global = true,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub bind: SocketAddr,
+
+    /// The `iss` claim and the base of every URL in the metadata [default: http:// + bind address]
+    #[arg(long, env = "ISSUER_URL", global = true, value_name = "URL", value_parser = parse_issuer)]
+    pub issuer: Option<String>,
+
+    /// Folder of the key-encryption key and the bootstrap admin password.
+    #[arg(
+        long = "keys-dir",
+        env = "ISSUER_KEYS_DIR",
+        global = true,
+        value_name = "DIR",
+        default_value = "keys"
+    )]
+    pub keys_dir: PathBuf,
+
+    /// Algorithm of newly generated signing keys: RS256 or ES256.
+    #[arg(
+        long,
+        env = "ISSUER_ALG",
+        global = true,
+        value_name = "ALG",
+        default_value = "RS256"
+    )]
+    pub alg: Alg,
+
+    /// Lifetime of access tokens, in seconds (1-86400).
+    #[arg(long = "access-ttl", env = "ISSUER_ACCESS_TTL", global = true, value_name = "SECS",
+          default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub access_ttl: u32,
+
+    /// Idle lifetime of one refresh token, in seconds (60-31536000).
+    #[arg(long = "refresh-ttl", env = "ISSUER_REFRESH_TTL", global = true, value_name = "SECS",
+          default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(60..=31_536_000))]
+    pub refresh_ttl: u32,
+
+    /// Default `aud` of access tokens [default: the issuer URL]
+    #[arg(long, env = "ISSUER_AUDIENCE", global = true, value_name = "AUD", value_parser = Audience::parse)]
+    pub audience: Option<Audience>,
+
+    /// Browser origin allowed to call the API (repeatable; the variable is comma-separated).
+    #[arg(long = "cors-origin", env = "ISSUER_CORS_ORIGINS", global = true, value_name = "ORIGIN",
+          value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP service (migrates the database first).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `user` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; the password is read from stdin, never from the command line.
+    Add {
+        /// The username (1-150 characters, no control characters).
+        #[arg(value_parser = Username::parse)]
+        name: Username,
+        /// A role to grant (repeatable).
+        #[arg(long = "role", value_name = "ROLE", value_parser = Role::parse)]
+        roles: Vec<Role>,
+        /// Read the password from stdin (required; first line, without its newline).
+        #[arg(long = "password-stdin", required = true)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+}
+
+/// `key` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// The rotation history: kid, alg, state, created/activated/retired/revoked.
+    List,
+}
+
+fn parse_issuer(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+fn parse_origin(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not an origin: {e}"))?;
+    let origin = url.origin().ascii_serialization();
+    if origin == "null" || origin != s.trim_end_matches('/') {
+        return Err(
+            "must be an origin like https://app.example.com (scheme, host, optional port)".into(),
+        );
+    }
+    Ok(origin)
+}
+
+/// The settings the service runs with, resolved from [`Options`] once the listener is bound.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `iss` claim and the base of the metadata URLs, without a trailing slash.
+    pub issuer: String,
+    /// The default `aud`, and the audience this issuer's own endpoints accept.
+    pub audience: String,
+    /// Access token lifetime, seconds.
+    pub access_ttl: i64,
+    /// Refresh token idle lifetime, seconds.
+    pub refresh_ttl: i64,
+    /// Algorithm of newly generated signing keys.
+    pub alg: Alg,
+    /// Folder of the KEK and the bootstrap password.
+    pub keys_dir: PathBuf,
+    /// Allowed CORS origins.
+    pub cors_origins: Vec<String>,
+}
+
+/// Clock leeway when checking `exp`/`nbf`, seconds.
+pub const LEEWAY_SECS: i64 = 30;
+
+impl Settings {
+    /// Resolves the options, given the address actually bound (which differs from `--bind`
+    /// when port 0 was asked for).
+    pub fn resolve(options: &Options, bound: SocketAddr) -> Self {
+        let issuer = options
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"));
+        let audience = options
+            .audience
+            .as_ref()
+            .map_or_else(|| issuer.clone(), |a| a.as_str().to_owned());
+        Self {
+            issuer,
+            audience,
+            access_ttl: i64::from(options.access_ttl),
+            refresh_ttl: i64::from(options.refresh_ttl),
+            alg: options.alg,
+            keys_dir: options.keys_dir.clone(),
+            cors_origins: options.cors_origins.clone(),
+        }
+    }
+
+    /// The token endpoint's URL.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth/token", self.issuer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_go_before_or_after_the_subcommand() {
+        let a = Cli::try_parse_from(["jwt-issuer", "--alg", "ES256", "key", "list"]).unwrap();
+        let b = Cli::try_parse_from(["jwt-issuer", "key", "list", "--alg", "ES256"]).unwrap();
+        assert_eq!(a.options.alg, Alg::ES256);
+        assert_eq!(b.options.alg, Alg::ES256);
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        for (args, option) in [
+            (vec!["--access-ttl", "0"], "--access-ttl"),
+            (vec!["--alg", "HS256"], "--alg"),
+            (vec!["--database", "mysql://x"], "--database"),
+            (vec!["--issuer", "ftp://x"], "--issuer"),
+            (
+                vec!["--cors-origin", "https://a.example/path"],
+                "--cors-origin",
+            ),
+            (vec!["--bind", "nowhere"], "--bind"),
+        ] {
+            let mut argv = vec!["jwt-issuer", "serve"];
+            argv.extend(args);
+            let err = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains(option), "{err}");
+        }
+    }
+
+    #[test]
+    fn user_add_requires_password_stdin_and_valid_names() {
+        assert!(Cli::try_parse_from(["jwt-issuer", "user", "add", "bob"]).is_err());
+        assert!(
+            Cli::try_parse_from(["jwt-issuer", "user", "add", "bob", "--password-stdin"]).is_ok()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "jwt-issuer",
+                "user",
+                "add",
+                "bob",
+                "--role",
+                "a b",
+                "--password-stdin"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn issuer_defaults_to_the_bound_address() {
+        let cli = Cli::try_parse_from(["jwt-issuer", "serve"]).unwrap();
+        let s = Settings::resolve(&cli.options, "127.0.0.1:9999".parse().unwrap());
+        assert_eq!(s.issuer, "http://127.0.0.1:9999");
+        assert_eq!(s.audience, s.issuer);
+        assert_eq!(
+            parse_issuer("https://auth.example.com/").unwrap(),
+            "https://auth.example.com"
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! Access tokens (RFC 9068 JWT profile): their claims, how they are encoded with a held
+//! signing key, and how they are verified against the published keys.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::b64url;
+use super::signing::{Alg, SigningKey};
+
+/// The claims of every access token, in the contract's order.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// The user's stable id (a UUID).
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub client_id: String,
+    /// Space-separated; may be empty.
+    pub scope: String,
+    pub username: String,
+    pub roles: Vec<String>,
+}
+
+/// Encodes and signs `claims` as a compact JWS with `key`'s precomputed header.
+pub fn encode(key: &SigningKey, claims: &AccessClaims) -> anyhow::Result<String> {
+    let payload = b64url(&serde_json::to_vec(claims)?);
+    let mut token = String::with_capacity(key.header_b64().len() + payload.len() + 350);
+    token.push_str(key.header_b64());
+    token.push('.');
+    token.push_str(&payload);
+    let signature = key.sign(token.as_bytes())?;
+    token.push('.');
+    token.push_str(&b64url(&signature));
+    Ok(token)
+}
+
+/// Why a token was not accepted. Deliberately coarse: callers learn nothing useful.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's key is not published")]
+    UnknownKey,
+    #[error("the token is not an access token of this issuer")]
+    WrongType,
+    #[error("the token's signature or claims are invalid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+}
+
+/// A published key ready to verify: its algorithm is fixed, so a token cannot choose another
+/// (no `none`, no HMAC with the public key as secret).
+#[derive(Clone)]
+pub struct VerificationKey {
+    pub alg: Alg,
+    pub key: DecodingKey,
+}
+
+/// Verifies access tokens against a set of published keys.
+#[derive(Clone)]
+pub struct Verifier {
+    keys: HashMap<String, VerificationKey>,
+    issuer: String,
+    leeway: u64,
+}
+
+impl Verifier {
+    /// A verifier for tokens of `issuer` signed by one of `keys` (by kid).
+    pub fn new(keys: HashMap<String, VerificationKey>, issuer: &str, leeway: u64) -> Self {
+        Self {
+            keys,
+            issuer: issuer.to_owned(),
+            leeway,
+        }
+    }
+
+    /// Verifies `token`: header (`typ: at+jwt`, a published `kid`, that key's `alg`), the
+    /// signature, `iss`, `aud` (one of `audiences`), `exp` and `nbf` with the leeway.
+    pub fn verify(&self, token: &str, audiences: &[&str]) -> Result<AccessClaims, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+        let key = self.keys.get(&kid).ok_or(VerifyError::UnknownKey)?;
+        if header.alg != key.alg.jsonwebtoken() {
+            return Err(VerifyError::Invalid);
+        }
+        let mut validation = Validation::new(key.alg.jsonwebtoken());
+        validation.leeway = self.leeway;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(audiences);
+        validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+                _ => VerifyError::Invalid,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "http://issuer".into(),
+            sub: "8d3f0d8e-0000-4000-8000-000000000000".into(),
+            aud: "http://issuer".into(),
+            exp: now + 300,
+            iat: now,
+            nbf: now,
+            jti: "j1".into(),
+            client_id: "jwt-issuer".into(),
+            scope: String::new(),
+            username: "alice".into(),
+            roles: vec!["admin".into()],
+        }
+    }
+
+    fn verifier_for(key: &SigningKey) -> Verifier {
+        let vk = VerificationKey {
+            alg: key.alg(),
+            key: key.public().decoding_key().unwrap(),
+        };
+        Verifier::new(
+            HashMap::from([(key.kid().to_owned(), vk)]),
+            "http://issuer",
+            5,
+        )
+    }
+
+    #[test]
+    fn tokens_we_sign_verify_with_both_algorithms() {
+        let now = chrono::Utc::now().timestamp();
+        for alg in [Alg::RS256, Alg::ES256] {
+            let (key, _) = SigningKey::generate(alg).unwrap();
+            let token = encode(&key, &claims(now)).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+            assert_eq!(header.kid.as_deref(), Some(key.kid()));
+            let got = verifier_for(&key)
+                .verify(&token, &["http://issuer"])
+                .unwrap();
+            assert_eq!(got, claims(now));
+        }
+    }
+
+    #[test]
+    fn rejects_expired_wrong_audience_tampered_and_foreign_tokens() {
+        let now = chrono::Utc::now().timestamp();
+        let (key, _) = SigningKey::generate(Alg::ES256).unwrap();
+        let v = verifier_for(&key);
+        let mut old = claims(now - 1000);
+        old.exp = now - 100;
+        let expired = encode(&key, &old).unwrap();
+        assert_eq!(
+            v.verify(&expired, &["http://issuer"]),
+            Err(VerifyError::Expired)
+        );
+        let token = encode(&key, &claims(now)).unwrap();
+        assert_eq!(v.verify(&token, &["other"]), Err(VerifyError::Invalid));
+        let mut tampered = token.clone();
+        tampered.insert(token.find('.').unwrap() + 3, 'x');
+        assert!(v.verify(&tampered, &["http://issuer"]).is_err());
+        let (other, _) = SigningKey::generate(Alg::ES256).unwrap();
+        let foreign = encode(&other, &claims(now)).unwrap();
+        assert_eq!(
+            v.verify(&foreign, &["http://issuer"]),
+            Err(VerifyError::UnknownKey)
+        );
+        assert_eq!(
+            v.verify("garbage", &["http://issuer"]),
+            Err(VerifyError::Malformed)
+        );
+    }
+}

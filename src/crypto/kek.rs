@@ -1,0 +1,176 @@
+//! The key-encryption key (KEK): 256 bits in `<keys-dir>/kek.key` (mode 0600), used with
+//! AES-256-GCM to encrypt every private signing key before it reaches the database. A
+//! database dump alone reveals no private key.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+/// The file name of the KEK inside the keys dir.
+pub const KEK_FILE: &str = "kek.key";
+
+/// The loaded key-encryption key.
+pub struct Kek {
+    id: String,
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kek")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kek {
+    /// Loads the KEK from `dir`, creating the folder (0700) and the key (0600) if missing.
+    pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
+        create_private_dir(dir)?;
+        let path = dir.join(KEK_FILE);
+        if !path.exists() {
+            let mut raw = [0u8; 32];
+            getrandom::getrandom(&mut raw).context("reading the OS random generator")?;
+            write_private_file(&path, format!("{}\n", STANDARD.encode(raw)).as_bytes())?;
+        }
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("reading the key-encryption key {}", path.display()))?;
+        let raw = STANDARD
+            .decode(text.trim())
+            .ok()
+            .filter(|r| r.len() == 32)
+            .with_context(|| format!("{} is not a base64 256-bit key", path.display()))?;
+        Self::from_bytes(&raw)
+    }
+
+    /// A KEK from its raw 32 bytes.
+    pub fn from_bytes(raw: &[u8]) -> anyhow::Result<Self> {
+        let key = UnboundKey::new(&AES_256_GCM, raw)
+            .map_err(|_| anyhow::anyhow!("the key-encryption key must be 32 bytes"))?;
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &[b"jwt-issuer kek id\0".as_slice(), raw].concat(),
+        );
+        let id = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Self {
+            id,
+            key: LessSafeKey::new(key),
+        })
+    }
+
+    /// A short public identifier of this KEK, stored beside what it encrypts.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Encrypts `plaintext`, bound to `context` (the kid): `nonce || ciphertext || tag`.
+    pub fn seal(&self, plaintext: &[u8], context: &str) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::getrandom(&mut nonce).context("reading the OS random generator")?;
+        let mut buf = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context.as_bytes()),
+                &mut buf,
+            )
+            .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+        Ok([nonce.as_slice(), &buf].concat())
+    }
+
+    /// Decrypts what [`Kek::seal`] produced for the same `context`.
+    pub fn open(&self, sealed: &[u8], context: &str) -> anyhow::Result<Vec<u8>> {
+        if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+            bail!("encrypted key for {context} is truncated");
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| anyhow::anyhow!("bad nonce for {context}"))?;
+        let mut buf = ct.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "cannot decrypt the private key {context}: wrong key-encryption key?"
+                )
+            })?;
+        Ok(plain.to_vec())
+    }
+}
+
+/// Creates `dir` (and parents) if missing; a new folder gets mode 0700.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("creating the keys dir {}", dir.display()))
+}
+
+/// Writes a new file readable by its owner only (0600); fails if it already exists.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut file = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_and_opens_bound_to_context() {
+        let kek = Kek::from_bytes(&[7u8; 32]).unwrap();
+        let sealed = kek.seal(b"private", "kid-1").unwrap();
+        assert_eq!(kek.open(&sealed, "kid-1").unwrap(), b"private");
+        assert!(kek.open(&sealed, "kid-2").is_err());
+        let other = Kek::from_bytes(&[8u8; 32]).unwrap();
+        assert!(other.open(&sealed, "kid-1").is_err());
+        assert_ne!(kek.id(), other.id());
+    }
+
+    #[test]
+    fn creates_the_file_with_mode_0600_and_reloads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let a = Kek::load_or_create(&keys).unwrap();
+        let b = Kek::load_or_create(&keys).unwrap();
+        assert_eq!(a.id(), b.id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(keys.join(KEK_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Public keys as the outside world sees them: parsed from SPKI DER once, then rendered as a
+//! JWK (RFC 7517), a PEM block, an RFC 7638 thumbprint, and a ready-made verification key.
+
+use anyhow::{Context as _, bail};
+use jsonwebtoken::DecodingKey;
+use p256::pkcs8::DecodePublicKey as _;
+use rsa::traits::PublicKeyParts as _;
+use serde_json::{Value, json};
+
+use super::b64url;
+
+/// The smallest RSA modulus accepted anywhere.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// The key material of a public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyMaterial {
+    /// RSA: big-endian modulus and exponent.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// NIST P-256: the point's coordinates, 32 bytes each.
+    P256 { x: Vec<u8>, y: Vec<u8> },
+}
+
+/// A parsed public key with its encodings.
+#[derive(Clone)]
+pub struct PublicKeyInfo {
+    material: KeyMaterial,
+    spki_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for PublicKeyInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKeyInfo")
+            .field("kty", &self.kty())
+            .field("thumbprint", &self.thumbprint())
+            .finish()
+    }
+}
+
+impl PublicKeyInfo {
+    /// Parses a SubjectPublicKeyInfo (RSA of at least 2048 bits, or P-256).
+    pub fn from_spki_der(der: &[u8]) -> anyhow::Result<Self> {
+        let material = if let Ok(rsa) = rsa::RsaPublicKey::from_public_key_der(der) {
+            let bits = rsa.n().bits();
+            if bits < MIN_RSA_BITS {
+                bail!("RSA key of {bits} bits is too small: at least {MIN_RSA_BITS} are required");
+            }
+            KeyMaterial::Rsa {
+                n: rsa.n().to_bytes_be(),
+                e: rsa.e().to_bytes_be(),
+            }
+        } else if let Ok(ec) = p256::PublicKey::from_public_key_der(der) {
+            use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+            let point = ec.to_encoded_point(false);
+            let (Some(x), Some(y)) = (point.x(), point.y()) else {
+                bail!("P-256 key without coordinates");
+            };
+            KeyMaterial::P256 {
+                x: x.to_vec(),
+                y: y.to_vec(),
+            }
+        } else {
+            bail!("not an RSA or P-256 public key (SubjectPublicKeyInfo)");
+        };
+        Ok(Self {
+            material,
+            spki_der: der.to_vec(),
+        })
+    }
+
+    /// The key material.
+    pub fn material(&self) -> &KeyMaterial {
+        &self.material
+    }
+
+    /// The JWK `kty`.
+    pub fn kty(&self) -> &'static str {
+        match self.material {
+            KeyMaterial::Rsa { .. } => "RSA",
+            KeyMaterial::P256 { .. } => "EC",
+        }
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// The key's required members only, as RFC 7638 orders them.
+    fn required_members(&self) -> Value {
+        match &self.material {
+            KeyMaterial::Rsa { n, e } => json!({"e": b64url(e), "kty": "RSA", "n": b64url(n)}),
+            KeyMaterial::P256 { x, y } => {
+                json!({"crv": "P-256", "kty": "EC", "x": b64url(x), "y": b64url(y)})
+            }
+        }
+    }
+
+    /// The RFC 7638 JWK thumbprint (SHA-256, base64url): a stable, verifiable key id.
+    pub fn thumbprint(&self) -> String {
+        // serde_json's map is ordered by key, which is exactly RFC 7638's canonical order.
+        let canonical = self.required_members().to_string();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+        b64url(digest.as_ref())
+    }
+
+    /// The public JWK for a signing key.
+    pub fn jwk(&self, kid: &str, alg: &str) -> Value {
+        let mut jwk = self.required_members();
+        if let Value::Object(map) = &mut jwk {
+            map.insert("kid".into(), kid.into());
+            map.insert("use".into(), "sig".into());
+            map.insert("alg".into(), alg.into());
+        }
+        jwk
+    }
+
+    /// The PEM `PUBLIC KEY` block (SPKI).
+    pub fn pem(&self) -> String {
+        pem_encode("PUBLIC KEY", &self.spki_der)
+    }
+
+    /// A verification key for jsonwebtoken.
+    pub fn decoding_key(&self) -> anyhow::Result<DecodingKey> {
+        match &self.material {
+            KeyMaterial::Rsa { n, e } => Ok(DecodingKey::from_rsa_raw_components(n, e)),
+            KeyMaterial::P256 { x, y } => {
+                DecodingKey::from_ec_components(&b64url(x), &b64url(y)).context("P-256 key")
+            }
+        }
+    }
+}
+
+/// Encodes DER as a PEM block with 64-character lines.
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}

@@ -1,0 +1,88 @@
+//! The `signing_keys` table: every signing key ever made, its encrypted private half, its
+//! state and the time of each transition. Rows are never deleted; each transition time is
+//! written once.
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use super::DbConn;
+use super::schema::signing_keys;
+
+/// A stored signing key.
+#[derive(Queryable, Selectable, Insertable, Clone)]
+#[diesel(table_name = signing_keys)]
+pub struct KeyRow {
+    pub kid: String,
+    pub alg: String,
+    pub state: String,
+    pub public_der: Vec<u8>,
+    pub private_enc: Vec<u8>,
+    pub kek_id: String,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    pub retired_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl std::fmt::Debug for KeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRow")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serialises key-management transactions across instances. SQLite's `BEGIN IMMEDIATE`
+/// already does; PostgreSQL takes a transaction-scoped advisory lock.
+pub fn lock_key_table(conn: &mut DbConn) -> QueryResult<()> {
+    /// An arbitrary constant naming "the signing keys" among advisory locks.
+    const KEYS_LOCK: i64 = 0x6a77_745f_6b65_7973;
+    if let DbConn::Pg(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<BigInt, _>(KEYS_LOCK)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Inserts a new key.
+pub fn insert(conn: &mut DbConn, row: &KeyRow) -> QueryResult<()> {
+    diesel::insert_into(signing_keys::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Every key, oldest first: the rotation history.
+pub fn list(conn: &mut DbConn) -> QueryResult<Vec<KeyRow>> {
+    signing_keys::table
+        .order((signing_keys::created_at.asc(), signing_keys::kid.asc()))
+        .select(KeyRow::as_select())
+        .load(conn)
+}
+
+/// Keys in the given states, oldest first.
+pub fn in_states(conn: &mut DbConn, states: &[&str]) -> QueryResult<Vec<KeyRow>> {
+    signing_keys::table
+        .filter(signing_keys::state.eq_any(states))
+        .order((signing_keys::created_at.asc(), signing_keys::kid.asc()))
+        .select(KeyRow::as_select())
+        .load(conn)
+}
+
+/// Makes `kid` (a `next` key) the active key at time `t`.
+pub fn activate(conn: &mut DbConn, kid: &str, t: i64) -> QueryResult<()> {
+    diesel::update(
+        signing_keys::table
+            .filter(signing_keys::kid.eq(kid))
+            .filter(signing_keys::state.eq("next")),
+    )
+    .set((
+        signing_keys::state.eq("active"),
+        signing_keys::activated_at.eq(t),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}

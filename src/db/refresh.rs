@@ -1,0 +1,147 @@
+//! The `refresh_families` and `refresh_tokens` tables: issuing, rotating and burning refresh
+//! tokens. Rotation is decided by one conditional `UPDATE`, so two requests presenting the same
+//! token — on one instance or several sharing a database — cannot both win.
+
+use diesel::prelude::*;
+
+use super::schema::{refresh_families, refresh_tokens, users};
+use super::users::UserRow;
+use super::{DbConn, write_tx};
+
+/// A refresh family: everything that started at one login.
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = refresh_families)]
+pub struct FamilyRow {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub audience: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+/// A refresh token, by the SHA-256 (hex) of its value.
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = refresh_tokens)]
+pub struct TokenRow {
+    pub token_hash: String,
+    pub family_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was live: it is now used and `new_hash` is its successor.
+    Rotated {
+        family: Box<FamilyRow>,
+        user: Box<UserRow>,
+    },
+    /// The token had been used before: the family is now revoked.
+    Reused { family_id: String, user_id: String },
+    /// The token is past its lifetime.
+    Expired,
+    /// The family was revoked (logout, reuse, disabled user).
+    Revoked,
+    /// No such token.
+    Unknown,
+}
+
+/// Starts a family at a login, with its first token.
+pub fn start_family(conn: &mut DbConn, family: &FamilyRow, token: &TokenRow) -> QueryResult<()> {
+    write_tx(conn, |conn| {
+        diesel::insert_into(refresh_families::table)
+            .values(family)
+            .execute(conn)?;
+        diesel::insert_into(refresh_tokens::table)
+            .values(token)
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Rotates the token whose hash is `old_hash`: marks it used and stores `new` in its family,
+/// or reports why not. A reused token revokes its family in the same transaction.
+pub fn rotate(
+    conn: &mut DbConn,
+    old_hash: &str,
+    new_hash: &str,
+    new_expires_at: i64,
+    now: i64,
+) -> QueryResult<Rotation> {
+    write_tx(conn, |conn| {
+        // The claim: only one transaction can flip used_at from NULL.
+        let claimed = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(old_hash))
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(now)),
+        )
+        .set(refresh_tokens::used_at.eq(now))
+        .execute(conn)?;
+
+        let Some(token) = refresh_tokens::table
+            .find(old_hash)
+            .select(TokenRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(Rotation::Unknown);
+        };
+        let (family, user): (FamilyRow, UserRow) = refresh_families::table
+            .inner_join(users::table)
+            .filter(refresh_families::id.eq(&token.family_id))
+            .select((FamilyRow::as_select(), UserRow::as_select()))
+            .first(conn)?;
+
+        if claimed == 0 {
+            if token.used_at.is_some() {
+                revoke_family_in_tx(conn, &family.id, "reuse", now)?;
+                return Ok(Rotation::Reused {
+                    family_id: family.id,
+                    user_id: family.user_id,
+                });
+            }
+            return Ok(Rotation::Expired);
+        }
+        if family.revoked_at.is_some() || user.disabled {
+            return Ok(Rotation::Revoked);
+        }
+        diesel::insert_into(refresh_tokens::table)
+            .values(&TokenRow {
+                token_hash: new_hash.to_owned(),
+                family_id: family.id.clone(),
+                created_at: now,
+                expires_at: new_expires_at,
+                used_at: None,
+            })
+            .execute(conn)?;
+        Ok(Rotation::Rotated {
+            family: Box::new(family),
+            user: Box::new(user),
+        })
+    })
+}
+
+fn revoke_family_in_tx(
+    conn: &mut DbConn,
+    family_id: &str,
+    reason: &str,
+    now: i64,
+) -> QueryResult<()> {
+    diesel::update(
+        refresh_families::table
+            .filter(refresh_families::id.eq(family_id))
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set((
+        refresh_families::revoked_at.eq(now),
+        refresh_families::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}

@@ -1,0 +1,153 @@
+//! The one error type of the HTTP edge.
+//!
+//! Error layers: database code returns `QueryResult`; service code returns its own error enums
+//! (or `anyhow` with context for the unexpected); handlers return [`ApiError`], which maps
+//! every case to a status and a JSON body `{"error", "error_description"}` (RFC 6749 §5.2
+//! codes on `/oauth/*`). Internal errors are logged with their whole chain and reach the client
+//! only as `server_error` — never SQL, a stack trace or a secret.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::service::grants::GrantError;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `invalid_request`: missing, repeated or malformed parameters.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 400 `invalid_grant`.
+    #[error("{0}")]
+    InvalidGrant(String),
+    /// 400 `invalid_scope`.
+    #[error("{0}")]
+    InvalidScope(String),
+    /// 400 `unsupported_grant_type`.
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    /// 401 `invalid_client` with `WWW-Authenticate: Basic`.
+    #[error("{0}")]
+    InvalidClient(String),
+    /// 404 `not_found`.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405 `method_not_allowed`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413 `payload_too_large`.
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 415 `unsupported_media_type`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429 `too_many_requests` with `Retry-After`.
+    #[error("{description}")]
+    TooManyRequests {
+        retry_after: i64,
+        description: String,
+    },
+    /// 503 `temporarily_unavailable` with `Retry-After`.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500 `server_error`; the cause is logged, not sent.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    error_description: String,
+}
+
+impl ApiError {
+    /// The stable error code sent as `error`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Self::InvalidClient(_) => "invalid_client",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_)
+            | Self::InvalidGrant(_)
+            | Self::InvalidScope(_)
+            | Self::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let description = match self {
+            Self::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                "the server could not complete the request".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut resp = HttpResponse::build(self.status_code());
+        resp.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        match self {
+            Self::InvalidClient(_) => {
+                resp.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"jwt-issuer\""),
+                ));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                resp.insert_header((header::RETRY_AFTER, retry_after.max(&1).to_string()));
+            }
+            Self::Unavailable(_) => {
+                resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        resp.json(Body {
+            error: self.code(),
+            error_description: description,
+        })
+    }
+}
+
+impl From<GrantError> for ApiError {
+    fn from(e: GrantError) -> Self {
+        match e {
+            GrantError::InvalidGrant(m) => Self::InvalidGrant(m.into()),
+            GrantError::InvalidScope(m) => Self::InvalidScope(m.into()),
+            GrantError::Throttled(secs) => Self::TooManyRequests {
+                retry_after: secs,
+                description: format!(
+                    "too many failed logins for this username; retry after {secs} seconds"
+                ),
+            },
+            GrantError::Busy => {
+                Self::Unavailable("too many logins in progress; retry shortly".into())
+            }
+            GrantError::Internal(e) => Self::Internal(e),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The HTTP edge (actix-web): every route in one place ([`routes`]), the shared state, and the
+//! middleware that applies to all of them. Handlers parse requests into domain values, call the
+//! service layer and shape responses; they know HTTP, not SQL.
+
+pub mod error;
+pub mod health;
+pub mod params;
+pub mod token;
+pub mod wellknown;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, ResponseError as _, web};
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::service::grants::Grants;
+use crate::service::keyring::KeyStore;
+use error::ApiError;
+use params::MAX_BODY;
+
+/// The state every handler shares.
+pub struct AppState {
+    /// The connection pool.
+    pub db: Db,
+    /// The signing keys, parsed, and the pre-serialized JWKS.
+    pub keys: Arc<KeyStore>,
+    /// The token grants (hasher, throttle, rotation).
+    pub grants: Grants,
+    /// The resolved configuration.
+    pub settings: Arc<Settings>,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/.well-known/jwks.json").route(web::get().to(wellknown::jwks)))
+        .service(
+            resource("/.well-known/oauth-authorization-server")
+                .route(web::get().to(wellknown::metadata)),
+        )
+        .service(
+            resource("/.well-known/openid-configuration").route(web::get().to(wellknown::metadata)),
+        )
+        .service(resource("/keys/public.pem").route(web::get().to(wellknown::active_pem)))
+        .service(resource("/keys/{file}").route(web::get().to(wellknown::kid_pem)))
+        .service(resource("/oauth/token").route(web::post().to(token::token)))
+        .service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .default_service(web::to(not_found));
+}
+
+/// A resource whose other methods get a JSON 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<&str, _>(ApiError::MethodNotAllowed)
+    }))
+}
+
+async fn not_found(req: HttpRequest) -> Result<&'static str, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Refuses bodies announced larger than [`MAX_BODY`] before any handler runs (bodies sent
+/// without a length are cut off by [`params::read_body`]).
+pub async fn limit_body(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let too_big = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > MAX_BODY as u64);
+    if too_big {
+        let resp = ApiError::PayloadTooLarge(MAX_BODY).error_response();
+        return Ok(req.into_response(resp).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+/// Gives each request an id (echoed as `X-Request-Id`) and logs method, path, status and time.
+/// Query strings are not logged: they may carry tokens.
+pub async fn request_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let start = Instant::now();
+    let mut resp = next.call(req).await?;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), v);
+    }
+    tracing::info!(
+        request_id = %id,
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    Ok(resp)
+}

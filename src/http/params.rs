@@ -1,0 +1,140 @@
+//! Request bodies of the OAuth endpoints: `application/x-www-form-urlencoded` (RFC 6749) or a
+//! JSON object with the same fields. Bodies are read up to [`MAX_BODY`] bytes; a parameter
+//! may appear once (RFC 6749 §3.2).
+
+use std::collections::HashMap;
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use actix_web::web::{self, BytesMut};
+use futures_util::StreamExt as _;
+
+use super::error::ApiError;
+
+/// The largest request body accepted anywhere, in bytes.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Reads the whole body, refusing more than [`MAX_BODY`] bytes.
+pub async fn read_body(mut payload: web::Payload) -> Result<BytesMut, ApiError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge(MAX_BODY),
+            other => ApiError::InvalidRequest(format!("could not read the request body: {other}")),
+        })?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::PayloadTooLarge(MAX_BODY));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The parameters of one request.
+#[derive(Default)]
+pub struct Params(HashMap<String, String>);
+
+// Values include passwords and tokens: list the names only.
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Params {
+    /// Parses the body by its `Content-Type`.
+    pub async fn from_body(req: &HttpRequest, payload: web::Payload) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let body = read_body(payload).await?;
+        match content_type.as_str() {
+            "application/x-www-form-urlencoded" => Self::from_form(&body),
+            "application/json" => Self::from_json(&body),
+            "" => Err(ApiError::InvalidRequest(
+                "missing Content-Type: send application/x-www-form-urlencoded".into(),
+            )),
+            other => Err(ApiError::UnsupportedMediaType(format!(
+                "unsupported Content-Type {other}: send application/x-www-form-urlencoded or application/json"
+            ))),
+        }
+    }
+
+    fn from_form(body: &[u8]) -> Result<Self, ApiError> {
+        let mut map = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if map.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+                return Err(ApiError::InvalidRequest(format!(
+                    "parameter {k} is repeated"
+                )));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|_| ApiError::InvalidRequest("the body is not valid JSON".into()))?;
+        let serde_json::Value::Object(obj) = value else {
+            return Err(ApiError::InvalidRequest(
+                "the JSON body must be an object".into(),
+            ));
+        };
+        let mut map = HashMap::new();
+        for (k, v) in obj {
+            match v {
+                serde_json::Value::String(s) => {
+                    map.insert(k, s);
+                }
+                serde_json::Value::Null => {}
+                _ => {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "parameter {k} must be a string"
+                    )));
+                }
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// An optional parameter; an empty value counts as absent (RFC 6749 §3.1).
+    pub fn optional(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A required parameter.
+    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.optional(name)
+            .ok_or_else(|| ApiError::InvalidRequest(format!("missing parameter {name}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_reject_repeats_and_json_rejects_non_strings() {
+        assert!(Params::from_form(b"a=1&a=2").is_err());
+        let p = Params::from_form(b"grant_type=password&scope=").unwrap();
+        assert_eq!(p.optional("grant_type"), Some("password"));
+        assert_eq!(p.optional("scope"), None);
+        assert!(Params::from_json(br#"{"grant_type": 1}"#).is_err());
+        assert!(Params::from_json(br#"[1]"#).is_err());
+        assert!(Params::from_json(b"{").is_err());
+        let j = Params::from_json(br#"{"grant_type":"password","scope":null}"#).unwrap();
+        assert_eq!(j.optional("grant_type"), Some("password"));
+    }
+}

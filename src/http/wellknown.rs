@@ -1,0 +1,97 @@
+//! Public key and discovery documents: the JWKS (RFC 7517), the authorization server metadata
+//! (RFC 8414), and public keys as PEM. All served from memory.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::token::GRANT_TYPES;
+
+/// How long verifiers may cache the JWKS, seconds.
+pub const JWKS_MAX_AGE: u32 = 300;
+
+/// `GET /.well-known/jwks.json`, with `ETag`/`If-None-Match`.
+pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let ring = state.keys.current();
+    let cache = format!("public, max-age={JWKS_MAX_AGE}");
+    let not_modified = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.trim_start_matches("W/") == ring.etag
+            })
+        });
+    let mut resp = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    resp.insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::ETAG, ring.etag.clone()));
+    if not_modified {
+        return resp.finish();
+    }
+    resp.content_type("application/jwk-set+json")
+        .body(ring.jwks.clone())
+}
+
+/// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
+pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    let s = &state.settings;
+    let algs: Vec<&str> = vec!["RS256", "ES256"];
+    HttpResponse::Ok()
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        ))
+        .json(json!({
+            "issuer": s.issuer,
+            "token_endpoint": s.token_endpoint(),
+            "jwks_uri": format!("{}/.well-known/jwks.json", s.issuer),
+            "grant_types_supported": GRANT_TYPES,
+            "token_endpoint_auth_methods_supported": ["none"],
+            "token_endpoint_auth_signing_alg_values_supported": algs,
+            "response_types_supported": [],
+            "scopes_supported": [],
+        }))
+}
+
+fn pem_response(pem: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={JWKS_MAX_AGE}"),
+        ))
+        .content_type("application/x-pem-file")
+        .body(pem.to_owned())
+}
+
+/// `GET /keys/public.pem`: the active key.
+pub async fn active_pem(state: web::Data<AppState>) -> HttpResponse {
+    let ring = state.keys.current();
+    let kid = ring.active.kid().to_owned();
+    match ring.published(&kid) {
+        Some(k) => pem_response(&k.pem),
+        None => pem_response(&ring.active.public().pem()),
+    }
+}
+
+/// `GET /keys/{kid}.pem`: any published key.
+pub async fn kid_pem(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let file = path.into_inner();
+    let kid = file
+        .strip_suffix(".pem")
+        .ok_or_else(|| ApiError::NotFound("no such key".into()))?;
+    let ring = state.keys.current();
+    ring.published(kid)
+        .map(|k| pem_response(&k.pem))
+        .ok_or_else(|| ApiError::NotFound(format!("no published key with kid {kid:?}")))
+}

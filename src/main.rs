@@ -1,0 +1,41 @@
+//! The `jwt-issuer` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use jwt_issuer::config::{Cli, Command};
+use jwt_issuer::{cli, startup::Application};
+
+fn main() -> ExitCode {
+    // Bad options exit with status 2 and a message naming the option, before any I/O.
+    let args = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match args.command {
+        Command::Serve => serve(&args.options),
+        Command::Migrate => cli::migrate(&args.options),
+        Command::User(c) => cli::user(&args.options, c),
+        Command::Key(c) => cli::key(&args.options, c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(options: &jwt_issuer::config::Options) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async {
+        let app = Application::build(options)?;
+        tracing::info!(port = app.port(), issuer = %app.state().settings.issuer, "serving");
+        app.run_until_stopped().await?;
+        Ok(())
+    })
+}

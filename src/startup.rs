@@ -1,0 +1,128 @@
+//! Building and running the application: bind the listener, open and migrate the database,
+//! load the key-encryption key, make sure signing keys and a first user exist, load the key
+//! ring, and start the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::{Method, header};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+
+use crate::config::{Options, Settings};
+use crate::crypto::kek::Kek;
+use crate::db::Db;
+use crate::http::{self, AppState};
+use crate::service::grants::Grants;
+use crate::service::keyring::{KeyStore, ensure_signing_keys};
+use crate::service::{bootstrap, passwords::PasswordHasher};
+
+/// A built application: bound, with its state loaded, not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+/// Opens the database, prepares keys and the bootstrap user, and loads the key ring. Blocking.
+pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState> {
+    let db = Db::open(&options.database)?;
+    let kek = Kek::load_or_create(&settings.keys_dir)?;
+    let mut conn = db.conn()?;
+    ensure_signing_keys(&mut conn, &kek, settings.alg).context("preparing signing keys")?;
+    if let Some(path) = bootstrap::ensure_admin(&mut conn, &settings.keys_dir)? {
+        println!(
+            "Created user 'admin' (role admin); its password is in {}",
+            path.display()
+        );
+    }
+    let keys = Arc::new(KeyStore::load(&mut conn, kek, settings.clone())?);
+    drop(conn);
+    let settings = Arc::new(settings);
+    let hasher = PasswordHasher::new(PasswordHasher::default_permits())?;
+    Ok(AppState {
+        grants: Grants {
+            db: db.clone(),
+            keys: keys.clone(),
+            hasher,
+            settings: settings.clone(),
+        },
+        db,
+        keys,
+        settings,
+    })
+}
+
+impl Application {
+    /// Binds `--bind` (port 0 picks a free port) and prepares everything.
+    pub fn build(options: &Options) -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind(options.bind).with_context(|| format!("binding {}", options.bind))?;
+        let bound = listener.local_addr()?;
+        let settings = Settings::resolve(options, bound);
+        let state = web::Data::new(prepare(options, settings)?);
+        let server = serve(listener, state.clone())?;
+        Ok(Self {
+            port: bound.port(),
+            server,
+            state,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (for tests and background tasks).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+        ])
+        .expose_headers([header::ETAG, header::RETRY_AFTER, header::WWW_AUTHENTICATE])
+        .max_age(3600)
+        // Other origins simply get no CORS headers; the browser enforces the rest.
+        .block_on_origin_mismatch(false);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let origins = state.settings.cors_origins.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(http::routes)
+            .wrap(from_fn(http::limit_body))
+            .wrap(cors(&origins))
+            .wrap(from_fn(http::request_log))
+    })
+    .listen(listener)?
+    .shutdown_timeout(5)
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,379 @@
+//! Spawning the real application on a free port with a fresh database, and typed helpers to
+//! talk to it over HTTP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use awc::http::StatusCode;
+use clap::Parser as _;
+use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
+use jwt_issuer::config::{Cli, Options};
+use jwt_issuer::startup::Application;
+use serde_json::Value;
+
+/// Which database a test runs against.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    /// The server URL from `TEST_POSTGRES_URL`; each test creates its own database there.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL when `TEST_POSTGRES_URL` is set. Unset, the PostgreSQL variant of each test
+    /// says so and passes: `cargo test` must work with nothing but the Rust toolchain. CI sets
+    /// the variable, and then an unreachable server fails the tests.
+    pub fn postgres() -> Option<Self> {
+        match std::env::var("TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
+            _ => {
+                eprintln!("TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+                None
+            }
+        }
+    }
+}
+
+/// A database that exists for one test and is dropped after it.
+pub struct TestDb {
+    pub url: String,
+    pg: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub fn create(backend: &Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}", dir.path().join("issuer.db").display()),
+                pg: None,
+                _dir: dir,
+            },
+            Backend::Postgres(server) => {
+                let name = format!("jwt_issuer_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(server)
+                    .unwrap_or_else(|e| panic!("TEST_POSTGRES_URL is set but not reachable: {e}"));
+                diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let mut url = url::Url::parse(server).expect("TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                Self {
+                    url: url.to_string(),
+                    pg: Some((server.clone(), name)),
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self._dir.path().to_path_buf()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.pg {
+            if let Ok(mut conn) = PgConnection::establish(server) {
+                let _ =
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut conn);
+            }
+        }
+    }
+}
+
+/// A running instance of the application.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub keys_dir: PathBuf,
+    pub db: Arc<TestDb>,
+    pub args: Vec<String>,
+    pub client: awc::Client,
+    handle: ServerHandle,
+}
+
+/// Spawns the app with default options on a fresh database.
+pub async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Spawns the app with extra command-line options on a fresh database.
+pub async fn spawn_app_with(backend: &Backend, extra: &[&str]) -> TestApp {
+    spawn_app_on(Arc::new(TestDb::create(backend)), extra).await
+}
+
+/// Spawns the app on an existing test database (its keys dir is `<db dir>/keys`).
+pub async fn spawn_app_on(db: Arc<TestDb>, extra: &[&str]) -> TestApp {
+    let keys_dir = db.dir().join("keys");
+    let mut args: Vec<String> = vec![
+        "--database".into(),
+        db.url.clone(),
+        "--keys-dir".into(),
+        keys_dir.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    start(db, keys_dir, args, "127.0.0.1:0").await
+}
+
+async fn start(db: Arc<TestDb>, keys_dir: PathBuf, args: Vec<String>, bind: &str) -> TestApp {
+    let mut argv = vec![
+        "jwt-issuer".to_string(),
+        "serve".into(),
+        "--bind".into(),
+        bind.into(),
+    ];
+    argv.extend(args.iter().cloned());
+    let cli = Cli::try_parse_from(&argv).expect("valid test options");
+    let options: Options = cli.options;
+    let app = tokio::task::spawn_blocking(move || Application::build(&options))
+        .await
+        .unwrap()
+        .expect("application builds");
+    let port = app.port();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        keys_dir,
+        db,
+        args,
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish(),
+        handle,
+    }
+}
+
+/// A response, read whole.
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts an error answer: status, JSON `error` code and a description.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
+        let body = self.json();
+        assert_eq!(body["error"], code, "body: {body}");
+        assert!(body["error_description"].is_string(), "body: {body}");
+    }
+}
+
+pub async fn read(
+    resp: awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+        + Unpin,
+    >,
+) -> Resp {
+    let mut resp = resp;
+    let body = resp
+        .body()
+        .limit(10 * 1024 * 1024)
+        .await
+        .expect("read body")
+        .to_vec();
+    Resp {
+        status: resp.status(),
+        headers: resp.headers().clone(),
+        body,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        read(self.client.get(self.url(path)).send().await.expect("GET")).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.client.get(self.url(path));
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        read(req.send().await.expect("GET")).await
+    }
+
+    /// POSTs a form to the token endpoint.
+    pub async fn post_token(&self, form: &[(&str, &str)]) -> Resp {
+        read(
+            self.client
+                .post(self.url("/oauth/token"))
+                .send_form(&form)
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// POSTs raw bytes with a content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>) -> Resp {
+        let body: Vec<u8> = body.into();
+        read(
+            self.client
+                .post(self.url(path))
+                .insert_header(("content-type", content_type))
+                .send_body(body)
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// The bootstrap admin password.
+    pub fn admin_password(&self) -> String {
+        std::fs::read_to_string(self.keys_dir.join("initial-admin-password"))
+            .expect("bootstrap password file")
+            .trim()
+            .to_owned()
+    }
+
+    /// Logs in with the password grant.
+    pub async fn login(&self, username: &str, password: &str) -> Resp {
+        self.post_token(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ])
+        .await
+    }
+
+    /// Logs the bootstrap admin in; returns the token response body.
+    pub async fn login_admin(&self) -> Value {
+        let resp = self.login("admin", &self.admin_password()).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        resp.json()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Resp {
+        self.post_token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    /// Stops the server and starts it again on the same port, database and keys dir.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        let bind = format!("127.0.0.1:{}", self.port);
+        start(
+            self.db.clone(),
+            self.keys_dir.clone(),
+            self.args.clone(),
+            &bind,
+        )
+        .await
+    }
+
+    /// Runs one SQL statement directly on the app's database (to age rows instead of sleeping).
+    pub fn sql(&self, statement: &str) {
+        let url = jwt_issuer::db::DatabaseUrl::parse(&self.db.url).unwrap();
+        let db = jwt_issuer::db::Db::open(&url).unwrap();
+        let mut conn = db.conn().unwrap();
+        diesel::sql_query(statement).execute(&mut *conn).unwrap();
+    }
+}
+
+/// Runs the jwt-issuer binary with `args` and `stdin`; returns (status, stdout, stderr).
+pub fn run_cli(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jwt-issuer"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn jwt-issuer");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Decodes a JWT's payload without verifying it (for assertions only).
+pub fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Verifies a token the way a microservice would: with only the JWKS fetched from the issuer.
+pub async fn verify_with_jwks(app: &TestApp, token: &str) -> Result<Value, String> {
+    use jsonwebtoken::jwk::JwkSet;
+    let jwks: JwkSet =
+        serde_json::from_slice(&app.get("/.well-known/jwks.json").await.body).unwrap();
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = jwks.find(&kid).ok_or("kid not in the JWKS")?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let alg = match jwk.common.key_algorithm {
+        Some(jsonwebtoken::jwk::KeyAlgorithm::RS256) => jsonwebtoken::Algorithm::RS256,
+        Some(jsonwebtoken::jwk::KeyAlgorithm::ES256) => jsonwebtoken::Algorithm::ES256,
+        other => return Err(format!("unexpected alg {other:?}")),
+    };
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.set_issuer(&[&app.address]);
+    validation.set_audience(&[&app.address]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .map(|d| d.claims)
+        .map_err(|e| e.to_string())
+}
+
+/// Declares a test function once for each backend: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                if let Some(backend) = $crate::helpers::Backend::postgres() {
+                    super::$name(backend).await
+                }
+            }
+        }
+    )*};
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real application on a free port, one fresh database per test,
+//! talked to over HTTP. Each test runs on SQLite, and on PostgreSQL when `TEST_POSTGRES_URL`
+//! is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod cli;
+mod errors;
+mod login;
+mod refresh;
+mod restart;
+mod wellknown;

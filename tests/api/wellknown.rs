@@ -1,0 +1,158 @@
+//! JWKS, metadata, PEM endpoints, health, CORS.
+
+use crate::both_backends;
+use crate::helpers::{Backend, spawn_app, spawn_app_with};
+
+both_backends!(
+    jwks_publishes_active_and_next_with_caching_headers,
+    metadata_is_served_at_both_paths,
+    public_keys_are_served_as_pem,
+    health_and_readiness,
+    cors_headers_only_for_configured_origins,
+);
+
+async fn jwks_publishes_active_and_next_with_caching_headers(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let resp = app.get("/.well-known/jwks.json").await;
+    assert_eq!(resp.status, 200);
+    let cache = resp.header("cache-control").unwrap();
+    assert!(cache.starts_with("public, max-age="), "{cache}");
+    let etag = resp.header("etag").unwrap();
+    let jwks = resp.json();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "the active key and the next one");
+    for k in keys {
+        assert_eq!(k["kty"], "RSA");
+        assert_eq!(k["use"], "sig");
+        assert_eq!(k["alg"], "RS256");
+        assert_eq!(k["e"], "AQAB");
+        assert!(k["n"].as_str().unwrap().len() >= 342, "2048-bit modulus");
+        assert!(
+            k.get("d").is_none() && k.get("p").is_none(),
+            "never private material"
+        );
+    }
+    let token = app.login_admin().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    assert!(keys.iter().any(|k| k["kid"] == kid.as_str()));
+
+    let not_modified = app
+        .get_with("/.well-known/jwks.json", &[("if-none-match", &etag)])
+        .await;
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+    assert_eq!(not_modified.header("etag").unwrap(), etag);
+    let changed = app
+        .get_with("/.well-known/jwks.json", &[("if-none-match", "\"other\"")])
+        .await;
+    assert_eq!(changed.status, 200);
+}
+
+async fn metadata_is_served_at_both_paths(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let m = app.get(path).await.json();
+        assert_eq!(m["issuer"], app.address.as_str());
+        assert_eq!(m["token_endpoint"], app.url("/oauth/token").as_str());
+        assert_eq!(m["jwks_uri"], app.url("/.well-known/jwks.json").as_str());
+        assert_eq!(m["response_types_supported"], serde_json::json!([]));
+        let grants = m["grant_types_supported"].as_array().unwrap();
+        assert!(grants.contains(&"password".into()) && grants.contains(&"refresh_token".into()));
+        assert!(m["token_endpoint_auth_methods_supported"].is_array());
+        assert!(m["token_endpoint_auth_signing_alg_values_supported"].is_array());
+    }
+}
+
+async fn public_keys_are_served_as_pem(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let token = app.login_admin().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let active_kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    let pem = app.get("/keys/public.pem").await;
+    assert_eq!(pem.status, 200);
+    let text = pem.text();
+    assert!(text.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{text}");
+    // The PEM verifies the token on its own.
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(text.as_bytes()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_audience(&[&app.address]);
+    jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v).unwrap();
+    assert_eq!(
+        app.get(&format!("/keys/{active_kid}.pem")).await.text(),
+        text
+    );
+    let jwks = app.get("/.well-known/jwks.json").await.json();
+    let next_kid = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .find(|k| *k != active_kid)
+        .unwrap();
+    let next = app.get(&format!("/keys/{next_kid}.pem")).await;
+    assert_eq!(next.status, 200);
+    assert_ne!(next.text(), text);
+}
+
+async fn health_and_readiness(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let h = app.get("/healthz").await;
+    assert_eq!(h.status, 200);
+    assert_eq!(h.json()["status"], "ok");
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "ready");
+    assert!(r.json()["active_kid"].is_string());
+}
+
+async fn cors_headers_only_for_configured_origins(backend: Backend) {
+    let app = spawn_app_with(&backend, &["--cors-origin", "https://app.example.com"]).await;
+    let ok = app
+        .get_with(
+            "/.well-known/jwks.json",
+            &[("origin", "https://app.example.com")],
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.header("access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    let other = app
+        .get_with(
+            "/.well-known/jwks.json",
+            &[("origin", "https://evil.example.com")],
+        )
+        .await;
+    assert!(other.header("access-control-allow-origin").is_none());
+    // A browser's preflight for the token endpoint.
+    let pre = crate::helpers::read(
+        app.client
+            .request(awc::http::Method::OPTIONS, app.url("/oauth/token"))
+            .insert_header(("origin", "https://app.example.com"))
+            .insert_header(("access-control-request-method", "POST"))
+            .insert_header(("access-control-request-headers", "content-type"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(pre.status.is_success(), "{}", pre.status);
+    assert_eq!(
+        pre.header("access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    assert!(
+        pre.header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+}
