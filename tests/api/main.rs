@@ -7,6 +7,7 @@ mod helpers;
 
 mod cli;
 mod errors;
+mod load;
 mod login;
 mod refresh;
 mod restart;

@@ -160,3 +160,24 @@ async fn expired_refresh_token_is_rejected(backend: Backend) {
     app.sql("UPDATE refresh_tokens SET expires_at = expires_at - 120");
     app.refresh(&rt).await.assert_error(400, "invalid_grant");
 }
+
+both_backends!(concurrent_refreshes_across_two_instances_exactly_one_succeeds);
+
+async fn concurrent_refreshes_across_two_instances_exactly_one_succeeds(backend: Backend) {
+    let a = spawn_app(&backend).await;
+    // A second instance on the same database and keys dir, as behind a load balancer.
+    let b = crate::helpers::spawn_app_on(a.db.clone(), &[]).await;
+    for _ in 0..3 {
+        let rt = a.login_admin().await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let attempts = (0..16).map(|i| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            app.refresh(&rt)
+        });
+        let results = futures_util::future::join_all(attempts).await;
+        let ok = results.iter().filter(|r| r.status == 200).count();
+        assert_eq!(ok, 1, "exactly one refresh wins across both instances");
+    }
+}
