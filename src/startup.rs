@@ -17,7 +17,8 @@ use crate::crypto::kek::Kek;
 use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::service::grants::Grants;
-use crate::service::keyring::{KeyStore, ensure_signing_keys};
+use crate::service::keyring::KeyStore;
+use crate::service::keys::ensure_signing_keys;
 use crate::service::{bootstrap, passwords::PasswordHasher};
 
 /// A built application: bound, with its state loaded, not yet serving.

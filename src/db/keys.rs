@@ -86,3 +86,57 @@ pub fn activate(conn: &mut DbConn, kid: &str, t: i64) -> QueryResult<()> {
     .execute(conn)
     .map(|_| ())
 }
+
+/// The published keys: `next`, `active`, and `retired` ones retired after `retired_after`.
+pub fn published(conn: &mut DbConn, retired_after: i64) -> QueryResult<Vec<KeyRow>> {
+    signing_keys::table
+        .filter(
+            signing_keys::state
+                .eq_any(["next", "active"])
+                .or(signing_keys::state
+                    .eq("retired")
+                    .and(signing_keys::retired_at.gt(retired_after))),
+        )
+        .order((signing_keys::created_at.asc(), signing_keys::kid.asc()))
+        .select(KeyRow::as_select())
+        .load(conn)
+}
+
+/// One key by kid.
+pub fn find(conn: &mut DbConn, kid: &str) -> QueryResult<Option<KeyRow>> {
+    signing_keys::table
+        .find(kid)
+        .select(KeyRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Moves `kid` from `active` or `next` to `retired` at time `t`.
+pub fn retire(conn: &mut DbConn, kid: &str, t: i64) -> QueryResult<()> {
+    diesel::update(
+        signing_keys::table
+            .filter(signing_keys::kid.eq(kid))
+            .filter(signing_keys::state.eq_any(["active", "next"])),
+    )
+    .set((
+        signing_keys::state.eq("retired"),
+        signing_keys::retired_at.eq(t),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Moves `kid` from any other state to `revoked` at time `t`.
+pub fn revoke(conn: &mut DbConn, kid: &str, t: i64) -> QueryResult<()> {
+    diesel::update(
+        signing_keys::table
+            .filter(signing_keys::kid.eq(kid))
+            .filter(signing_keys::state.ne("revoked")),
+    )
+    .set((
+        signing_keys::state.eq("revoked"),
+        signing_keys::revoked_at.eq(t),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}

@@ -4,6 +4,7 @@
 //! Every function here is blocking; callers on the async side go through [`Db::run`], which
 //! moves the work onto the blocking thread pool.
 
+pub mod audit;
 pub mod keys;
 pub mod refresh;
 pub mod schema;

@@ -60,6 +60,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        event -> Text,
+        actor -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        source -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(refresh_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 
@@ -69,4 +81,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_families,
     refresh_tokens,
     login_throttle,
+    audit_log,
 );

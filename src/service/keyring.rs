@@ -15,7 +15,7 @@ use crate::crypto::kek::Kek;
 use crate::crypto::public_key::PublicKeyInfo;
 use crate::crypto::signing::{Alg, SigningKey};
 use crate::db::keys::{self, KeyRow};
-use crate::db::{DbConn, now, write_tx};
+use crate::db::{DbConn, now};
 
 /// A key's place in its lifecycle (contract §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,14 +66,16 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Builds the ring from the stored rows: decrypts the active key, publishes the others.
+    /// Builds the ring from the stored rows: decrypts the active key (unless `reuse` already
+    /// holds it parsed), publishes the others.
     pub fn build(
         rows: &[KeyRow],
         kek: &Kek,
         settings: &Settings,
         now: i64,
+        reuse: Option<Arc<SigningKey>>,
     ) -> anyhow::Result<Self> {
-        let grace = settings.access_ttl + LEEWAY_SECS;
+        let grace = retired_grace(settings);
         let mut active = None;
         let mut published = Vec::new();
         let mut jwks = Vec::new();
@@ -89,13 +91,11 @@ impl KeyRing {
             let public = PublicKeyInfo::from_spki_der(&row.public_der)
                 .with_context(|| format!("public key of {}", row.kid))?;
             if state == KeyState::Active {
-                let pkcs8 = kek.open(&row.private_enc, &row.kid)?;
-                let key = SigningKey::from_pkcs8(&pkcs8)
-                    .with_context(|| format!("private key of {}", row.kid))?;
-                if key.kid() != row.kid || key.alg() != alg {
-                    anyhow::bail!("stored key {} does not match its own record", row.kid);
+                if let Some(key) = reuse.as_ref().filter(|k| k.kid() == row.kid) {
+                    active = Some(key.clone());
+                } else {
+                    active = Some(Arc::new(Self::open_key(row, kek, alg)?));
                 }
-                active = Some(Arc::new(key));
             }
             jwks.push(public.jwk(&row.kid, alg.as_str()));
             verification.insert(
@@ -125,10 +125,34 @@ impl KeyRing {
         })
     }
 
+    fn open_key(row: &KeyRow, kek: &Kek, alg: Alg) -> anyhow::Result<SigningKey> {
+        let pkcs8 = kek.open(&row.private_enc, &row.kid)?;
+        let key = SigningKey::from_pkcs8(&pkcs8)
+            .with_context(|| format!("private key of {}", row.kid))?;
+        if key.kid() != row.kid || key.alg() != alg {
+            anyhow::bail!("stored key {} does not match its own record", row.kid);
+        }
+        Ok(key)
+    }
+
+    /// The (kid, state) pairs published, to tell whether the stored keys changed.
+    fn fingerprint(&self) -> Vec<(String, KeyState)> {
+        self.published
+            .iter()
+            .map(|k| (k.kid.clone(), k.state))
+            .collect()
+    }
+
     /// The published key `kid`, if any.
     pub fn published(&self, kid: &str) -> Option<&PublishedKey> {
         self.published.iter().find(|k| k.kid == kid)
     }
+}
+
+/// How long a retired key stays published: until every token it signed has expired, plus
+/// the verification leeway.
+pub fn retired_grace(settings: &Settings) -> i64 {
+    settings.access_ttl + LEEWAY_SECS
 }
 
 /// The current key ring, swapped atomically.
@@ -141,8 +165,9 @@ pub struct KeyStore {
 impl KeyStore {
     /// Loads the keys from the database.
     pub fn load(conn: &mut DbConn, kek: Kek, settings: Settings) -> anyhow::Result<Self> {
-        let rows = keys::in_states(conn, &["next", "active", "retired"])?;
-        let ring = KeyRing::build(&rows, &kek, &settings, now())?;
+        let t = now();
+        let rows = keys::published(conn, t - retired_grace(&settings))?;
+        let ring = KeyRing::build(&rows, &kek, &settings, t, None)?;
         Ok(Self {
             ring: ArcSwap::from_pointee(ring),
             kek,
@@ -155,64 +180,34 @@ impl KeyStore {
         self.ring.load_full()
     }
 
-    /// Rebuilds the ring from the database and swaps it in.
-    pub fn reload(&self, conn: &mut DbConn) -> anyhow::Result<()> {
-        let rows = keys::in_states(conn, &["next", "active", "retired"])?;
-        let ring = KeyRing::build(&rows, &self.kek, &self.settings, now())?;
-        self.ring.store(Arc::new(ring));
-        Ok(())
+    /// The key-encryption key, for operations that store new keys.
+    pub fn kek(&self) -> &Kek {
+        &self.kek
     }
-}
 
-/// Makes sure there is an active and a next key, generating what is missing with `alg`.
-/// Safe to run from several instances at once: key changes are serialised in the database.
-pub fn ensure_signing_keys(conn: &mut DbConn, kek: &Kek, alg: Alg) -> anyhow::Result<()> {
-    let present = keys::in_states(conn, &["active", "next"])?;
-    let has = |s: &str| present.iter().any(|k| k.state == s);
-    if has("active") && has("next") {
-        return Ok(());
-    }
-    // Generate outside the transaction: RSA generation takes a while.
-    let mut fresh = vec![SigningKey::generate(alg)?, SigningKey::generate(alg)?];
-    write_tx(conn, |conn| -> anyhow::Result<()> {
-        keys::lock_key_table(conn)?;
+    /// Re-reads the published keys and swaps in a new ring if they changed (a rotation or
+    /// revocation by any instance, or a retired key reaching the end of its grace period).
+    /// Returns whether it changed. The active key is re-parsed only when it is a new one.
+    pub fn refresh(&self, conn: &mut DbConn) -> anyhow::Result<bool> {
         let t = now();
-        let present = keys::in_states(conn, &["active", "next"])?;
-        let mut next: Vec<&KeyRow> = present.iter().filter(|k| k.state == "next").collect();
-        if !present.iter().any(|k| k.state == "active") {
-            if let Some(promote) = next.pop() {
-                keys::activate(conn, &promote.kid, t)?;
-            } else {
-                let (key, pkcs8) = fresh.pop().context("no generated key left")?;
-                keys::insert(conn, &new_row(&key, &pkcs8.0, kek, KeyState::Active, t)?)?;
-            }
+        let rows = keys::published(conn, t - retired_grace(&self.settings))?;
+        let current = self.current();
+        let ring = KeyRing::build(
+            &rows,
+            &self.kek,
+            &self.settings,
+            t,
+            Some(current.active.clone()),
+        )?;
+        if ring.fingerprint() == current.fingerprint() {
+            return Ok(false);
         }
-        if next.is_empty() {
-            let (key, pkcs8) = fresh.pop().context("no generated key left")?;
-            keys::insert(conn, &new_row(&key, &pkcs8.0, kek, KeyState::Next, t)?)?;
-        }
-        Ok(())
-    })
-}
-
-/// A new key's row: public half in the clear, private half sealed with the KEK.
-pub fn new_row(
-    key: &SigningKey,
-    pkcs8: &[u8],
-    kek: &Kek,
-    state: KeyState,
-    t: i64,
-) -> anyhow::Result<KeyRow> {
-    Ok(KeyRow {
-        kid: key.kid().to_owned(),
-        alg: key.alg().as_str().to_owned(),
-        state: state.as_str().to_owned(),
-        public_der: key.public().spki_der().to_vec(),
-        private_enc: kek.seal(pkcs8, key.kid())?,
-        kek_id: kek.id().to_owned(),
-        created_at: t,
-        activated_at: (state == KeyState::Active).then_some(t),
-        retired_at: None,
-        revoked_at: None,
-    })
+        tracing::info!(
+            active = ring.active.kid(),
+            published = ring.published.len(),
+            "signing keys reloaded"
+        );
+        self.ring.store(Arc::new(ring));
+        Ok(true)
+    }
 }

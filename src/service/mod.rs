@@ -6,5 +6,6 @@
 pub mod bootstrap;
 pub mod grants;
 pub mod keyring;
+pub mod keys;
 pub mod passwords;
 pub mod users;
