@@ -6,8 +6,12 @@ use std::io::BufRead as _;
 use anyhow::{Context as _, bail};
 
 use crate::config::{KeyCommand, Options, UserCommand};
-use crate::db::{Db, keys};
+use crate::crypto::import::parse_private_key;
+use crate::crypto::kek::Kek;
+use crate::crypto::signing::Alg;
+use crate::db::Db;
 use crate::domain::{Password, Roles, Username};
+use crate::service::keys::{self, ensure_signing_keys};
 use crate::service::passwords::hash_blocking;
 use crate::service::users;
 
@@ -70,8 +74,8 @@ fn add_user(
     let db = Db::open(&options.database)?;
     let hash = hash_blocking(password)?;
     let mut conn = db.conn()?;
-    let id = users::create(&mut conn, name, &hash, roles)?;
-    println!("created user {name} ({id}) with roles [{roles}]");
+    let user = users::create(&mut conn, name, &hash, roles, Some("cli"))?;
+    println!("created user {name} ({}) with roles [{roles}]", user.id);
     Ok(())
 }
 
@@ -85,7 +89,7 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
                 "{:<43}  {:<5}  {:<7}  {:<20}  {:<20}  {:<20}  revoked",
                 "kid", "alg", "state", "created", "activated", "retired"
             );
-            for k in keys::list(&mut conn)? {
+            for k in crate::db::keys::list(&mut conn)? {
                 println!(
                     "{:<43}  {:<5}  {:<7}  {:<20}  {:<20}  {:<20}  {}",
                     k.kid,
@@ -99,7 +103,48 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        KeyCommand::Rotate => {
+            let (db, kek) = open_with_kek(options)?;
+            let mut conn = db.conn()?;
+            let alg = options.alg.unwrap_or(Alg::RS256);
+            let r = keys::rotate(
+                &mut conn,
+                &kek,
+                alg,
+                options.alg.is_some(),
+                None,
+                Some("cli"),
+            )?
+            .context("the rotation did not happen")?;
+            println!(
+                "rotated: active {} (was {}), next {}",
+                r.active,
+                r.retired.as_deref().unwrap_or("-"),
+                r.next
+            );
+            Ok(())
+        }
+        KeyCommand::Import { file, activate } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let (key, pkcs8) = parse_private_key(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let (db, kek) = open_with_kek(options)?;
+            let mut conn = db.conn()?;
+            let row = keys::import(&mut conn, &kek, &key, &pkcs8, activate, Some("cli"))?;
+            println!("imported {} key {} as {}", row.alg, row.kid, row.state);
+            Ok(())
+        }
     }
+}
+
+/// Opens the database and the key-encryption key, and makes sure signing keys exist.
+fn open_with_kek(options: &Options) -> anyhow::Result<(Db, Kek)> {
+    let db = Db::open(&options.database)?;
+    let kek = Kek::load_or_create(&options.keys_dir)?;
+    let mut conn = db.conn()?;
+    ensure_signing_keys(&mut conn, &kek, options.alg.unwrap_or(Alg::RS256))?;
+    Ok((db, kek))
 }
 
 /// A unix time as RFC 3339 (UTC), or `-`.

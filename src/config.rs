@@ -53,15 +53,10 @@ pub struct Options {
     )]
     pub keys_dir: PathBuf,
 
-    /// Algorithm of newly generated signing keys: RS256 or ES256.
-    #[arg(
-        long,
-        env = "ISSUER_ALG",
-        global = true,
-        value_name = "ALG",
-        default_value = "RS256"
-    )]
-    pub alg: Alg,
+    /// Algorithm of newly generated signing keys: RS256 or ES256 [default: RS256]. Given to
+    /// `key rotate`, the new active key has this algorithm at once.
+    #[arg(long, env = "ISSUER_ALG", global = true, value_name = "ALG")]
+    pub alg: Option<Alg>,
 
     /// Lifetime of access tokens, in seconds (1-86400).
     #[arg(long = "access-ttl", env = "ISSUER_ACCESS_TTL", global = true, value_name = "SECS",
@@ -81,6 +76,11 @@ pub struct Options {
     #[arg(long = "cors-origin", env = "ISSUER_CORS_ORIGINS", global = true, value_name = "ORIGIN",
           value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
+
+    /// Rotate the signing key on this schedule, e.g. 30d, 12h, 90m [default: off]
+    #[arg(long = "rotate-every", env = "ISSUER_ROTATE_EVERY", global = true, value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub rotate_every: Option<u64>,
 }
 
 /// The subcommands.
@@ -122,6 +122,17 @@ pub enum UserCommand {
 pub enum KeyCommand {
     /// The rotation history: kid, alg, state, created/activated/retired/revoked.
     List,
+    /// Rotate now: `next` becomes active, a new `next` is generated (with --alg, the new active
+    /// key has that algorithm at once).
+    Rotate,
+    /// Import an existing private key (PEM PKCS#8, PKCS#1, SEC1 or OpenSSH) as `next`.
+    Import {
+        /// The private key file.
+        file: PathBuf,
+        /// Make it the active key at once (the current one is retired).
+        #[arg(long)]
+        activate: bool,
+    },
 }
 
 fn parse_issuer(s: &str) -> Result<String, String> {
@@ -133,6 +144,25 @@ fn parse_issuer(s: &str) -> Result<String, String> {
         return Err("must not have a query or fragment".into());
     }
     Ok(s.trim_end_matches('/').to_owned())
+}
+
+/// Parses a duration like `30d`, `12h`, `90m` or `45s` into seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let err = || format!("{s:?} is not a duration like 30d, 12h, 90m or 45s");
+    let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (n, unit) = s.split_at(unit_at);
+    let n: u64 = n.parse().map_err(|_| err())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60).ok_or_else(err)?,
+        "h" => n.checked_mul(3600).ok_or_else(err)?,
+        "d" => n.checked_mul(86_400).ok_or_else(err)?,
+        _ => return Err(err()),
+    };
+    if !(1..=3650 * 86_400).contains(&secs) {
+        return Err("must be between 1s and 3650d".into());
+    }
+    Ok(secs)
 }
 
 fn parse_origin(s: &str) -> Result<String, String> {
@@ -159,6 +189,8 @@ pub struct Settings {
     pub refresh_ttl: i64,
     /// Algorithm of newly generated signing keys.
     pub alg: Alg,
+    /// Scheduled rotation interval, seconds.
+    pub rotate_every: Option<i64>,
     /// Folder of the KEK and the bootstrap password.
     pub keys_dir: PathBuf,
     /// Allowed CORS origins.
@@ -185,7 +217,8 @@ impl Settings {
             audience,
             access_ttl: i64::from(options.access_ttl),
             refresh_ttl: i64::from(options.refresh_ttl),
-            alg: options.alg,
+            alg: options.alg.unwrap_or(Alg::RS256),
+            rotate_every: options.rotate_every.and_then(|s| i64::try_from(s).ok()),
             keys_dir: options.keys_dir.clone(),
             cors_origins: options.cors_origins.clone(),
         }
@@ -205,8 +238,8 @@ mod tests {
     fn options_go_before_or_after_the_subcommand() {
         let a = Cli::try_parse_from(["jwt-issuer", "--alg", "ES256", "key", "list"]).unwrap();
         let b = Cli::try_parse_from(["jwt-issuer", "key", "list", "--alg", "ES256"]).unwrap();
-        assert_eq!(a.options.alg, Alg::ES256);
-        assert_eq!(b.options.alg, Alg::ES256);
+        assert_eq!(a.options.alg, Some(Alg::ES256));
+        assert_eq!(b.options.alg, Some(Alg::ES256));
     }
 
     #[test]
@@ -227,6 +260,26 @@ mod tests {
             let err = Cli::try_parse_from(argv).unwrap_err();
             assert_eq!(err.exit_code(), 2);
             assert!(err.to_string().contains(option), "{err}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Ok(30 * 86_400));
+        assert_eq!(parse_duration("12h"), Ok(43_200));
+        assert_eq!(parse_duration("90m"), Ok(5_400));
+        assert_eq!(parse_duration("45s"), Ok(45));
+        for bad in [
+            "",
+            "0s",
+            "10",
+            "h",
+            "1w",
+            "-1d",
+            "99999999999999999999d",
+            "3651d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 

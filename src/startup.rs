@@ -17,7 +17,7 @@ use crate::crypto::kek::Kek;
 use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::service::grants::Grants;
-use crate::service::keyring::KeyStore;
+use crate::service::keyring::{self, KeyStore};
 use crate::service::keys::ensure_signing_keys;
 use crate::service::{bootstrap, passwords::PasswordHasher};
 
@@ -38,6 +38,15 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
         println!(
             "Created user 'admin' (role admin); its password is in {}",
             path.display()
+        );
+    }
+    if settings
+        .rotate_every
+        .is_some_and(|every| every < i64::from(crate::http::wellknown::JWKS_MAX_AGE))
+    {
+        tracing::warn!(
+            "--rotate-every is shorter than the JWKS max-age ({}s): verifiers that cache the JWKS may meet keys they have not seen yet",
+            crate::http::wellknown::JWKS_MAX_AGE
         );
     }
     let keys = Arc::new(KeyStore::load(&mut conn, kek, settings.clone())?);
@@ -88,9 +97,15 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped.
+    /// Serves until stopped; keeps the key ring in step with the database meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let watcher = actix_web::rt::spawn(keyring::watch(
+            self.state.db.clone(),
+            self.state.keys.clone(),
+        ));
+        let result = self.server.await;
+        watcher.abort();
+        result
     }
 }
 

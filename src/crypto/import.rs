@@ -103,8 +103,20 @@ fn from_openssh(text: &str) -> Result<Vec<u8>, String> {
     }
     match key.key_data() {
         KeypairData::Rsa(pair) => {
-            let rsa = rsa::RsaPrivateKey::try_from(pair)
-                .map_err(|e| format!("not a valid OpenSSH RSA key: {e}"))?;
+            // Built from the components here: ssh-key 0.6.7's own conversion passes `p` twice
+            // instead of `p` and `q`, and so rejects every key.
+            let int = |m: &ssh_key::Mpint| {
+                m.as_positive_bytes()
+                    .map(rsa::BigUint::from_bytes_be)
+                    .ok_or_else(|| "not a valid OpenSSH RSA key (negative component)".to_owned())
+            };
+            let rsa = rsa::RsaPrivateKey::from_components(
+                int(&pair.public.n)?,
+                int(&pair.public.e)?,
+                int(&pair.private.d)?,
+                vec![int(&pair.private.p)?, int(&pair.private.q)?],
+            )
+            .map_err(|e| format!("not a valid OpenSSH RSA key: {e}"))?;
             rsa_to_pkcs8(&rsa)
         }
         KeypairData::Ecdsa(EcdsaKeypair::NistP256 { private, .. }) => {

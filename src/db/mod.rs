@@ -157,7 +157,9 @@ impl Db {
         };
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
-            .min_idle(Some(1))
+            // No idle minimum: r2d2 would refill it on a background thread, which can still be
+            // inside libpq when a CLI command exits (a segfault in libpq's TLS teardown).
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(10))
             .build(Manager { url: url.clone() })
             .with_context(|| format!("connecting to {url:?}"))?;
@@ -208,6 +210,24 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Like [`Db::run`], for work with its own error type.
+    pub async fn run_typed<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<anyhow::Error> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().context("no database connection available")?;
+            f(&mut conn)
+        })
+        .await
+        .context("database task panicked")?
+    }
+}
+
 /// Runs `f` in a write transaction. On SQLite the transaction takes the write lock up front
 /// (`BEGIN IMMEDIATE`), so it waits on the busy timeout instead of failing when it upgrades a
 /// read lock; on PostgreSQL it is an ordinary transaction whose conditional updates carry the
@@ -217,8 +237,15 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    let nested = <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some();
     match conn {
-        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        // Inside a transaction, the lock is already held: a savepoint suffices.
+        DbConn::Sqlite(c) if !nested => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction(c)?,
         DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
     match f(conn) {

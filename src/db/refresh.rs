@@ -145,3 +145,23 @@ fn revoke_family_in_tx(
     .execute(conn)
     .map(|_| ())
 }
+
+/// Revokes every live family of `user_id` (a disabled user, a logout everywhere); returns how
+/// many were revoked.
+pub fn revoke_user_families(
+    conn: &mut DbConn,
+    user_id: &str,
+    reason: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        refresh_families::table
+            .filter(refresh_families::user_id.eq(user_id))
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set((
+        refresh_families::revoked_at.eq(now),
+        refresh_families::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+}

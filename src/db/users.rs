@@ -81,3 +81,15 @@ pub fn list(conn: &mut DbConn) -> QueryResult<Vec<UserRow>> {
 pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }
+
+/// Disables `username` at time `t`; returns the user's id, or `None` if there is no such user.
+pub fn disable(conn: &mut DbConn, username: &str, t: i64) -> QueryResult<Option<String>> {
+    diesel::update(users::table.filter(users::username.eq(username)))
+        .set((users::disabled.eq(true), users::updated_at.eq(t)))
+        .execute(conn)?;
+    users::table
+        .filter(users::username.eq(username))
+        .select(users::id)
+        .first(conn)
+        .optional()
+}

@@ -31,6 +31,19 @@ pub enum ApiError {
     /// 401 `invalid_client` with `WWW-Authenticate: Basic`.
     #[error("{0}")]
     InvalidClient(String),
+    /// 401 with `WWW-Authenticate: Bearer` (RFC 6750): `error` is `invalid_token` when a token
+    /// was sent, absent when none was.
+    #[error("{description}")]
+    Unauthorized {
+        error: Option<&'static str>,
+        description: String,
+    },
+    /// 403 `forbidden`: authenticated, but without the needed role.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 409 `conflict`: a duplicate.
+    #[error("{0}")]
+    Conflict(String),
     /// 404 `not_found`.
     #[error("{0}")]
     NotFound(String),
@@ -72,6 +85,9 @@ impl ApiError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidClient(_) => "invalid_client",
+            Self::Unauthorized { error, .. } => error.unwrap_or("unauthorized"),
+            Self::Forbidden(_) => "forbidden",
+            Self::Conflict(_) => "conflict",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -90,7 +106,9 @@ impl ResponseError for ApiError {
             | Self::InvalidGrant(_)
             | Self::InvalidScope(_)
             | Self::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
-            Self::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient(_) | Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,6 +136,16 @@ impl ResponseError for ApiError {
                     HeaderValue::from_static("Basic realm=\"jwt-issuer\""),
                 ));
             }
+            Self::Unauthorized { error, description } => {
+                let challenge = match error {
+                    Some(code) => format!(
+                        "Bearer realm=\"jwt-issuer\", error=\"{code}\", error_description=\"{}\"",
+                        description.replace(['"', '\\'], "")
+                    ),
+                    None => "Bearer realm=\"jwt-issuer\"".to_owned(),
+                };
+                resp.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
             Self::TooManyRequests { retry_after, .. } => {
                 resp.insert_header((header::RETRY_AFTER, retry_after.max(&1).to_string()));
             }
@@ -130,6 +158,16 @@ impl ResponseError for ApiError {
             error: self.code(),
             error_description: description,
         })
+    }
+}
+
+impl ApiError {
+    /// 401 `invalid_token`: a bearer token was sent but is not acceptable.
+    pub fn invalid_token(description: &str) -> Self {
+        Self::Unauthorized {
+            error: Some("invalid_token"),
+            description: description.to_owned(),
+        }
     }
 }
 

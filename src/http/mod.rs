@@ -2,6 +2,8 @@
 //! middleware that applies to all of them. Handlers parse requests into domain values, call the
 //! service layer and shape responses; they know HTTP, not SQL.
 
+pub mod admin;
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod params;
@@ -49,6 +51,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/keys/public.pem").route(web::get().to(wellknown::active_pem)))
         .service(resource("/keys/{file}").route(web::get().to(wellknown::kid_pem)))
         .service(resource("/oauth/token").route(web::post().to(token::token)))
+        .service(resource("/me").route(web::get().to(admin::me)))
+        .service(resource("/admin/keys").route(web::get().to(admin::list_keys)))
+        .service(resource("/admin/keys/rotate").route(web::post().to(admin::rotate_keys)))
+        .service(resource("/admin/keys/{kid}/revoke").route(web::post().to(admin::revoke_key)))
+        .service(
+            resource("/admin/users")
+                .route(web::get().to(admin::list_users))
+                .route(web::post().to(admin::create_user)),
+        )
+        .service(resource("/admin/users/{username}").route(web::delete().to(admin::delete_user)))
+        .service(resource("/admin/audit").route(web::get().to(admin::audit_log)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .default_service(web::to(not_found));

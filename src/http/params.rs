@@ -121,6 +121,50 @@ impl Params {
     }
 }
 
+/// Reads a JSON body into `T`; an empty body is `None`. Other content types get 415, bad JSON
+/// or fields a clear 400.
+pub async fn optional_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Option<T>, ApiError> {
+    let body = read_body(payload).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    if content_type != "application/json" {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the body as application/json".into(),
+        ));
+    }
+    serde_json::from_slice(&body).map(Some).map_err(|e| {
+        let mut msg = e.to_string();
+        msg.truncate(200);
+        ApiError::InvalidRequest(format!("invalid JSON body: {msg}"))
+    })
+}
+
+/// Reads a required JSON body into `T`.
+pub async fn json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    optional_json(req, payload)
+        .await?
+        .ok_or_else(|| ApiError::InvalidRequest("a JSON body is required".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

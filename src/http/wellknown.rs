@@ -9,8 +9,10 @@ use super::AppState;
 use super::error::ApiError;
 use super::token::GRANT_TYPES;
 
-/// How long verifiers may cache the JWKS, seconds.
-pub const JWKS_MAX_AGE: u32 = 300;
+/// How long verifiers may cache the JWKS, seconds. Short, so that a verifier honouring it
+/// already holds the `next` key before it signs — provided rotations are at least this far
+/// apart. Revalidation is cheap (ETag, 304).
+pub const JWKS_MAX_AGE: u32 = 60;
 
 /// `GET /.well-known/jwks.json`, with `ETag`/`If-None-Match`.
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

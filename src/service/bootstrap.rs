@@ -11,7 +11,7 @@ use crate::crypto::kek::write_private_file;
 use crate::db::{DbConn, keys, users, write_tx};
 use crate::domain::{Password, Role, Roles, Username};
 use crate::service::passwords::hash_blocking;
-use crate::service::users::{CreateUserError, create};
+use crate::service::users::{UserError, create};
 
 /// The bootstrap password file's name inside the keys dir.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
@@ -38,11 +38,11 @@ pub fn ensure_admin(conn: &mut DbConn, keys_dir: &Path) -> anyhow::Result<Option
         if users::count(conn)? > 0 {
             return Ok(false);
         }
-        match create(conn, &username, &hash, &roles) {
+        match create(conn, &username, &hash, &roles, None) {
             Ok(_) => {}
             // Another instance bootstrapped first.
-            Err(CreateUserError::Duplicate(_)) => return Ok(false),
-            Err(CreateUserError::Internal(e)) => return Err(e),
+            Err(UserError::Duplicate(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
         }
         if path.exists() {
             std::fs::remove_file(&path)

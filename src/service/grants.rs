@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::crypto::jwt::{self, AccessClaims};
+use crate::db::audit::{self, NewEvent};
 use crate::db::refresh::{self, FamilyRow, Rotation, TokenRow};
 use crate::db::users::UserRow;
 use crate::db::{Db, now, throttle, users};
@@ -96,8 +97,10 @@ impl Grants {
                 Ok((locked, user))
             })
             .await?;
+        let source = req.source.map(|ip| ip.to_string());
         if let Some(secs) = locked {
             tracing::warn!(source = ?req.source, "login refused: username is throttled");
+            self.audit("login_throttled", &username, source).await?;
             return Err(GrantError::Throttled(secs));
         }
 
@@ -110,7 +113,21 @@ impl Grants {
             _ => {
                 let name = username.as_str().to_owned();
                 self.db
-                    .run(move |conn| Ok(throttle::record_failure(conn, &name, now())?))
+                    .run(move |conn| {
+                        let t = now();
+                        throttle::record_failure(conn, &name, t)?;
+                        audit::record(
+                            conn,
+                            &NewEvent {
+                                at: t,
+                                event: "login_failed",
+                                subject: Some(&name),
+                                source: source.as_deref(),
+                                ..Default::default()
+                            },
+                        )?;
+                        Ok(())
+                    })
                     .await?;
                 tracing::warn!(source = ?req.source, "login failed");
                 return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
@@ -139,10 +156,23 @@ impl Grants {
             used_at: None,
         };
         let name = user.username.clone();
+        let client = req.client_id.to_string();
         self.db
             .run(move |conn| {
                 throttle::clear(conn, &name)?;
                 refresh::start_family(conn, &family, &first)?;
+                let detail = serde_json::json!({"client_id": client}).to_string();
+                audit::record(
+                    conn,
+                    &NewEvent {
+                        at: now(),
+                        event: "login_ok",
+                        actor: Some(&name),
+                        subject: Some(&name),
+                        source: source.as_deref(),
+                        detail: Some(&detail),
+                    },
+                )?;
                 Ok(())
             })
             .await?;
@@ -182,6 +212,24 @@ impl Grants {
             Rotation::Rotated { family, user } => (family, user),
             Rotation::Reused { family_id, user_id } => {
                 tracing::warn!(%family_id, %user_id, "refresh token reuse: family revoked");
+                let detail =
+                    serde_json::json!({"family_id": family_id, "user_id": user_id}).to_string();
+                self.db
+                    .run(move |conn| {
+                        let username = users::find_by_id(conn, &user_id)?.map(|u| u.username);
+                        audit::record(
+                            conn,
+                            &NewEvent {
+                                at: now(),
+                                event: "refresh_reuse",
+                                subject: username.as_deref(),
+                                detail: Some(&detail),
+                                ..Default::default()
+                            },
+                        )?;
+                        Ok(())
+                    })
+                    .await?;
                 return Err(GrantError::InvalidGrant(INVALID));
             }
             Rotation::Expired | Rotation::Revoked | Rotation::Unknown => {
@@ -213,6 +261,30 @@ impl Grants {
             refresh_token: Some(new),
             scope,
         })
+    }
+
+    async fn audit(
+        &self,
+        event: &'static str,
+        username: &Username,
+        source: Option<String>,
+    ) -> anyhow::Result<()> {
+        let name = username.as_str().to_owned();
+        self.db
+            .run(move |conn| {
+                audit::record(
+                    conn,
+                    &NewEvent {
+                        at: now(),
+                        event,
+                        subject: Some(&name),
+                        source: source.as_deref(),
+                        ..Default::default()
+                    },
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     /// Mints an access token for `user` with the active key.

@@ -294,10 +294,61 @@ impl TestApp {
 
     /// Runs one SQL statement directly on the app's database (to age rows instead of sleeping).
     pub fn sql(&self, statement: &str) {
+        self.try_sql(statement).unwrap();
+    }
+
+    /// Runs one SQL statement directly on the app's database; returns the database's answer.
+    pub fn try_sql(&self, statement: &str) -> Result<usize, String> {
         let url = jwt_issuer::db::DatabaseUrl::parse(&self.db.url).unwrap();
         let db = jwt_issuer::db::Db::open(&url).unwrap();
         let mut conn = db.conn().unwrap();
-        diesel::sql_query(statement).execute(&mut *conn).unwrap();
+        diesel::sql_query(statement)
+            .execute(&mut *conn)
+            .map_err(|e| e.to_string())
+    }
+
+    /// An access token of the bootstrap admin.
+    pub async fn admin_token(&self) -> String {
+        self.login_admin().await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Sends `method path` with a bearer token and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        let resp = match body {
+            Some(b) => req.send_json(&b).await,
+            None => req.send().await,
+        };
+        read(resp.expect("request")).await
+    }
+
+    /// The kids in the JWKS.
+    pub async fn jwks_kids(&self) -> Vec<String> {
+        let jwks = self.get("/.well-known/jwks.json").await.json();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The kid an access token names.
+    pub fn kid_of(token: &str) -> String {
+        jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
     }
 }
 

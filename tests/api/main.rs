@@ -5,10 +5,14 @@
 
 mod helpers;
 
+mod admin_users;
+mod bearer;
 mod cli;
 mod errors;
+mod import;
 mod load;
 mod login;
 mod refresh;
 mod restart;
+mod rotation;
 mod wellknown;

@@ -166,7 +166,7 @@ both_backends!(concurrent_refreshes_across_two_instances_exactly_one_succeeds);
 async fn concurrent_refreshes_across_two_instances_exactly_one_succeeds(backend: Backend) {
     let a = spawn_app(&backend).await;
     // A second instance on the same database and keys dir, as behind a load balancer.
-    let b = crate::helpers::spawn_app_on(a.db.clone(), &[]).await;
+    let b = crate::helpers::spawn_app_on(a.db.clone(), &["--issuer", &a.address]).await;
     for _ in 0..3 {
         let rt = a.login_admin().await["refresh_token"]
             .as_str()

@@ -1,0 +1,298 @@
+//! `/me` and the `/admin/*` endpoints: key rotation, history and emergency revocation; users;
+//! the audit log. Every admin handler first requires the `admin` role.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use super::params;
+use crate::cli::time;
+use crate::crypto::signing::Alg;
+use crate::db::{audit, keys as key_rows, users as user_rows};
+use crate::domain::{Password, Role, Roles, Username};
+use crate::service::keys::{self, KeyError};
+use crate::service::users::{self, UserError};
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::NotFound(_) => Self::NotFound(e.to_string()),
+            KeyError::Duplicate { .. } => Self::Conflict(e.to_string()),
+            KeyError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::Duplicate(_) => Self::Conflict(e.to_string()),
+            UserError::NotFound(_) => Self::NotFound(e.to_string()),
+            UserError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+const ADMIN: &[&str] = &[Role::ADMIN];
+
+/// `GET /me`: the caller's verified claims.
+pub async fn me(caller: Caller) -> HttpResponse {
+    HttpResponse::Ok().json(&caller.claims)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    alg: Option<String>,
+}
+
+/// `POST /admin/keys/rotate`, optional body `{"alg": "ES256"}`.
+pub async fn rotate_keys(
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let body: RotateBody = params::optional_json(&req, payload)
+        .await?
+        .unwrap_or_default();
+    let requested = body
+        .alg
+        .map(|a| a.parse::<Alg>())
+        .transpose()
+        .map_err(ApiError::InvalidRequest)?;
+    let alg = requested.unwrap_or(state.settings.alg);
+    let store = state.keys.clone();
+    let actor = caller.claims.username.clone();
+    let rotated = state
+        .db
+        .run_typed(move |conn| -> Result<_, KeyError> {
+            let rotated = keys::rotate(
+                conn,
+                store.kek(),
+                alg,
+                requested.is_some(),
+                None,
+                Some(&actor),
+            )?;
+            // This instance signs with the new key at once; the others within a second.
+            store.refresh(conn)?;
+            Ok(rotated)
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("an unscheduled rotation did not happen"))
+        })?;
+    Ok(HttpResponse::Ok().json(rotated))
+}
+
+#[derive(Serialize)]
+struct KeyView {
+    kid: String,
+    alg: String,
+    state: String,
+    published: bool,
+    created_at: String,
+    activated_at: Option<String>,
+    retired_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+fn opt_time(t: Option<i64>) -> Option<String> {
+    t.map(|t| time(Some(t)))
+}
+
+/// `GET /admin/keys`: the rotation history, oldest first; never private material.
+pub async fn list_keys(
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let rows = state.db.run(|conn| Ok(key_rows::list(conn)?)).await?;
+    let ring = state.keys.current();
+    let keys: Vec<KeyView> = rows
+        .into_iter()
+        .map(|k| KeyView {
+            published: ring.published(&k.kid).is_some(),
+            created_at: time(Some(k.created_at)),
+            activated_at: opt_time(k.activated_at),
+            retired_at: opt_time(k.retired_at),
+            revoked_at: opt_time(k.revoked_at),
+            kid: k.kid,
+            alg: k.alg,
+            state: k.state,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "keys": keys })))
+}
+
+/// `POST /admin/keys/{kid}/revoke`: unpublish now; if it was active, `next` takes over.
+pub async fn revoke_key(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let kid = path.into_inner();
+    let store = state.keys.clone();
+    let alg = state.settings.alg;
+    let actor = caller.claims.username.clone();
+    let revoked = state
+        .db
+        .run_typed(move |conn| -> Result<_, KeyError> {
+            let revoked = keys::revoke(conn, store.kek(), alg, &kid, Some(&actor))?;
+            store.refresh(conn)?;
+            Ok(revoked)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(revoked))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: String,
+    username: String,
+    roles: Vec<String>,
+    disabled: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<user_rows::UserRow> for UserView {
+    fn from(u: user_rows::UserRow) -> Self {
+        Self {
+            roles: Roles::from_stored(&u.roles)
+                .names()
+                .map(str::to_owned)
+                .collect(),
+            created_at: time(Some(u.created_at)),
+            updated_at: time(Some(u.updated_at)),
+            id: u.id,
+            username: u.username,
+            disabled: u.disabled,
+        }
+    }
+}
+
+/// `POST /admin/users` `{"username", "password", "roles": []}` → 201.
+pub async fn create_user(
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let body: NewUserBody = params::json(&req, payload).await?;
+    let username = Username::parse(&body.username).map_err(ApiError::InvalidRequest)?;
+    let password = Password::for_new_user(&body.password).map_err(ApiError::InvalidRequest)?;
+    let roles = Roles::parse_all(&body.roles).map_err(ApiError::InvalidRequest)?;
+    let hash = state
+        .grants
+        .hasher
+        .hash(password)
+        .await
+        .map_err(|e| match e {
+            crate::service::passwords::HashError::Busy => {
+                ApiError::Unavailable("the server is busy; retry shortly".into())
+            }
+            crate::service::passwords::HashError::Internal(e) => ApiError::Internal(e),
+        })?;
+    let actor = caller.claims.username.clone();
+    let user = state
+        .db
+        .run_typed(move |conn| users::create(conn, &username, &hash, &roles, Some(&actor)))
+        .await?;
+    Ok(HttpResponse::Created().json(UserView::from(user)))
+}
+
+/// `GET /admin/users`.
+pub async fn list_users(
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let rows = state.db.run(users::list).await?;
+    let users: Vec<UserView> = rows.into_iter().map(UserView::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+/// `DELETE /admin/users/{username}`: disables the user and revokes their refresh tokens.
+pub async fn delete_user(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let username = path.into_inner();
+    let actor = caller.claims.username.clone();
+    let name = username.clone();
+    let revoked = state
+        .db
+        .run_typed(move |conn| users::disable(conn, &name, Some(&actor)))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "username": username,
+        "disabled": true,
+        "revoked_refresh_families": revoked,
+    })))
+}
+
+/// `GET /admin/audit?limit=N` (1–1000, default 100): newest events first.
+pub async fn audit_log(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let mut limit = 100i64;
+    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match k.as_ref() {
+            "limit" => {
+                limit = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::InvalidRequest("limit must be an integer from 1 to 1000".into())
+                    })?;
+            }
+            other => {
+                return Err(ApiError::InvalidRequest(format!(
+                    "unknown parameter {other}"
+                )));
+            }
+        }
+    }
+    let rows = state
+        .db
+        .run(move |conn| Ok(audit::newest(conn, limit)?))
+        .await?;
+    let events: Vec<Value> = rows
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "at": time(Some(e.at)),
+                "event": e.event,
+                "actor": e.actor,
+                "subject": e.subject,
+                "source": e.source,
+                "detail": e.detail.map(|d| serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "events": events })))
+}
