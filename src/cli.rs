@@ -11,7 +11,7 @@ use crate::crypto::kek::Kek;
 use crate::crypto::signing::Alg;
 use crate::db::Db;
 use crate::domain::{Password, Roles, Username};
-use crate::service::keys::{self, ensure_signing_keys};
+use crate::service::keys::{self, Lookahead, ensure_signing_keys};
 use crate::service::passwords::hash_blocking;
 use crate::service::users;
 
@@ -110,8 +110,9 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
             let r = keys::rotate(
                 &mut conn,
                 &kek,
+                options.alg,
                 alg,
-                options.alg.is_some(),
+                lookahead(options),
                 None,
                 Some("cli"),
             )?
@@ -143,8 +144,17 @@ fn open_with_kek(options: &Options) -> anyhow::Result<(Db, Kek)> {
     let db = Db::open(&options.database)?;
     let kek = Kek::load_or_create(&options.keys_dir)?;
     let mut conn = db.conn()?;
-    ensure_signing_keys(&mut conn, &kek, options.alg.unwrap_or(Alg::RS256))?;
+    ensure_signing_keys(
+        &mut conn,
+        &kek,
+        options.alg.unwrap_or(Alg::RS256),
+        lookahead(options),
+    )?;
     Ok((db, kek))
+}
+
+fn lookahead(options: &Options) -> Lookahead {
+    Lookahead::for_schedule(options.rotate_every.and_then(|s| i64::try_from(s).ok()))
 }
 
 /// A unix time as RFC 3339 (UTC), or `-`.

@@ -18,7 +18,7 @@ use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::service::grants::Grants;
 use crate::service::keyring::{self, KeyStore};
-use crate::service::keys::ensure_signing_keys;
+use crate::service::keys::{Lookahead, ensure_signing_keys};
 use crate::service::{bootstrap, passwords::PasswordHasher};
 
 /// A built application: bound, with its state loaded, not yet serving.
@@ -33,7 +33,13 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
     let db = Db::open(&options.database)?;
     let kek = Kek::load_or_create(&settings.keys_dir)?;
     let mut conn = db.conn()?;
-    ensure_signing_keys(&mut conn, &kek, settings.alg).context("preparing signing keys")?;
+    ensure_signing_keys(
+        &mut conn,
+        &kek,
+        settings.alg,
+        Lookahead::for_schedule(settings.rotate_every),
+    )
+    .context("preparing signing keys")?;
     if let Some(path) = bootstrap::ensure_admin(&mut conn, &settings.keys_dir)? {
         println!(
             "Created user 'admin' (role admin); its password is in {}",

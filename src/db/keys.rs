@@ -22,6 +22,8 @@ pub struct KeyRow {
     pub activated_at: Option<i64>,
     pub retired_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The order of creation; assigned by [`insert`].
+    pub seq: i64,
 }
 
 impl std::fmt::Debug for KeyRow {
@@ -47,10 +49,19 @@ pub fn lock_key_table(conn: &mut DbConn) -> QueryResult<()> {
     Ok(())
 }
 
-/// Inserts a new key.
+/// Inserts a new key, numbering it after every existing one. Call it under
+/// [`lock_key_table`], which keeps the numbers strictly increasing across instances.
 pub fn insert(conn: &mut DbConn, row: &KeyRow) -> QueryResult<()> {
+    use diesel::dsl::max;
+    let last: Option<i64> = signing_keys::table
+        .select(max(signing_keys::seq))
+        .first(conn)?;
+    let row = KeyRow {
+        seq: last.unwrap_or(0) + 1,
+        ..row.clone()
+    };
     diesel::insert_into(signing_keys::table)
-        .values(row)
+        .values(&row)
         .execute(conn)
         .map(|_| ())
 }
@@ -58,7 +69,7 @@ pub fn insert(conn: &mut DbConn, row: &KeyRow) -> QueryResult<()> {
 /// Every key, oldest first: the rotation history.
 pub fn list(conn: &mut DbConn) -> QueryResult<Vec<KeyRow>> {
     signing_keys::table
-        .order((signing_keys::created_at.asc(), signing_keys::kid.asc()))
+        .order(signing_keys::seq.asc())
         .select(KeyRow::as_select())
         .load(conn)
 }
@@ -67,7 +78,7 @@ pub fn list(conn: &mut DbConn) -> QueryResult<Vec<KeyRow>> {
 pub fn in_states(conn: &mut DbConn, states: &[&str]) -> QueryResult<Vec<KeyRow>> {
     signing_keys::table
         .filter(signing_keys::state.eq_any(states))
-        .order((signing_keys::created_at.asc(), signing_keys::kid.asc()))
+        .order(signing_keys::seq.asc())
         .select(KeyRow::as_select())
         .load(conn)
 }
@@ -97,7 +108,7 @@ pub fn published(conn: &mut DbConn, retired_after: i64) -> QueryResult<Vec<KeyRo
                     .eq("retired")
                     .and(signing_keys::retired_at.gt(retired_after))),
         )
-        .order((signing_keys::created_at.asc(), signing_keys::kid.asc()))
+        .order(signing_keys::seq.asc())
         .select(KeyRow::as_select())
         .load(conn)
 }

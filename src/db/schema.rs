@@ -25,6 +25,7 @@ diesel::table! {
         activated_at -> Nullable<BigInt>,
         retired_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        seq -> BigInt,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::cli::time;
 use crate::crypto::signing::Alg;
 use crate::db::{audit, keys as key_rows, users as user_rows};
 use crate::domain::{Password, Role, Roles, Username};
-use crate::service::keys::{self, KeyError};
+use crate::service::keys::{self, KeyError, Lookahead};
 use crate::service::users::{self, UserError};
 
 impl From<KeyError> for ApiError {
@@ -65,7 +65,8 @@ pub async fn rotate_keys(
         .map(|a| a.parse::<Alg>())
         .transpose()
         .map_err(ApiError::InvalidRequest)?;
-    let alg = requested.unwrap_or(state.settings.alg);
+    let fallback = state.settings.alg;
+    let lookahead = Lookahead::for_schedule(state.settings.rotate_every);
     let store = state.keys.clone();
     let actor = caller.claims.username.clone();
     let rotated = state
@@ -74,8 +75,9 @@ pub async fn rotate_keys(
             let rotated = keys::rotate(
                 conn,
                 store.kek(),
-                alg,
-                requested.is_some(),
+                requested,
+                fallback,
+                lookahead,
                 None,
                 Some(&actor),
             )?;
@@ -140,11 +142,12 @@ pub async fn revoke_key(
     let kid = path.into_inner();
     let store = state.keys.clone();
     let alg = state.settings.alg;
+    let lookahead = Lookahead::for_schedule(state.settings.rotate_every);
     let actor = caller.claims.username.clone();
     let revoked = state
         .db
         .run_typed(move |conn| -> Result<_, KeyError> {
-            let revoked = keys::revoke(conn, store.kek(), alg, &kid, Some(&actor))?;
+            let revoked = keys::revoke(conn, store.kek(), alg, lookahead, &kid, Some(&actor))?;
             store.refresh(conn)?;
             Ok(revoked)
         })

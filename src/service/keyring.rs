@@ -225,7 +225,8 @@ pub async fn watch(db: crate::db::Db, keys: Arc<KeyStore>) {
         let result = db
             .run(move |conn| {
                 if let Some(every) = store.settings.rotate_every {
-                    let rotated = crate::service::keys::rotate(conn, store.kek(), store.settings.alg, false, Some(every), None)
+                    let lookahead = crate::service::keys::Lookahead::for_schedule(Some(every));
+                    let rotated = crate::service::keys::rotate(conn, store.kek(), None, store.settings.alg, lookahead, Some(every), None)
                         .map_err(anyhow::Error::from)?;
                     if let Some(r) = rotated {
                         tracing::info!(active = %r.active, next = %r.next, "scheduled key rotation");

@@ -3,6 +3,13 @@
 //! transaction under the key lock, so a crash leaves the old state or the new, and instances
 //! sharing a database never end with two active keys (a unique index backs this up). Every
 //! change is audited.
+//!
+//! Keys are published well before they sign. Besides the active key, the service keeps a queue
+//! of unused `next` keys for each algorithm (see [`Lookahead`]); a rotation promotes the oldest
+//! one, which verifiers have held since it was published — JWKS clients such as PyJWT's
+//! `PyJWKClient` and jose's `createRemoteJWKSet` cache the set for minutes and will not refetch
+//! for an unknown `kid` within 30 s of their last fetch. An algorithm switch promotes a queued
+//! key of that algorithm, so it too was published before it signs.
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -34,17 +41,6 @@ impl From<diesel::result::Error> for KeyError {
     }
 }
 
-/// The outcome of a rotation.
-#[derive(Debug, Serialize, Clone)]
-pub struct Rotated {
-    /// The key that signs from now on.
-    pub active: String,
-    /// The key that will sign after the next rotation.
-    pub next: String,
-    /// The key that signed until now.
-    pub retired: Option<String>,
-}
-
 /// A new key's row: public half in the clear, private half sealed with the KEK.
 pub fn new_row(
     key: &SigningKey,
@@ -64,46 +60,121 @@ pub fn new_row(
         activated_at: (state == KeyState::Active).then_some(t),
         retired_at: None,
         revoked_at: None,
+        seq: 0,
     })
 }
 
-/// Keys generated before a transaction (RSA generation takes a while), used as needed.
+/// How many unused `next` keys are kept published ahead of use, per algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lookahead(pub usize);
+
+impl Lookahead {
+    /// How long a key should have been published before it signs, seconds.
+    pub const PREPUBLISH_SECS: i64 = 60;
+
+    /// Enough keys per algorithm that a burst of three promotions (say a manual rotation, an
+    /// algorithm switch and an emergency revocation within half a minute) only uses keys that
+    /// were published before it began, and that at the scheduled rate a promoted key has been
+    /// published for [`Self::PREPUBLISH_SECS`]. At least 3, at most 12.
+    pub fn for_schedule(rotate_every: Option<i64>) -> Self {
+        let scheduled = match rotate_every {
+            Some(every) if every > 0 => {
+                usize::try_from((Self::PREPUBLISH_SECS + every - 1) / every).unwrap_or(12)
+            }
+            _ => 0,
+        };
+        Self(scheduled.clamp(3, 12))
+    }
+}
+
+/// Every algorithm a signing key may have.
+const ALGS: [Alg; 2] = [Alg::RS256, Alg::ES256];
+
+/// Keys generated before a transaction (RSA generation takes a while), used as needed; a
+/// shortfall (another instance changed the keys meanwhile) is generated inside.
 struct Fresh(Vec<(SigningKey, Pkcs8)>);
 
 impl Fresh {
-    fn generate(alg: Alg, n: usize) -> anyhow::Result<Self> {
-        (0..n)
-            .map(|_| SigningKey::generate(alg))
+    fn generate(algs: &[Alg]) -> anyhow::Result<Self> {
+        algs.iter()
+            .map(|&alg| SigningKey::generate(alg))
             .collect::<anyhow::Result<_>>()
             .map(Self)
     }
 
-    /// Stores the next fresh key in `state`; returns its kid.
+    /// Stores a fresh key of `alg` in `state`; returns its kid.
     fn store(
         &mut self,
         conn: &mut DbConn,
         kek: &Kek,
+        alg: Alg,
         state: KeyState,
         t: i64,
     ) -> anyhow::Result<String> {
-        let (key, pkcs8) = self.0.pop().context("no generated key left")?;
+        let (key, pkcs8) = match self.0.iter().position(|(k, _)| k.alg() == alg) {
+            Some(i) => self.0.swap_remove(i),
+            None => SigningKey::generate(alg)?,
+        };
         keys::insert(conn, &new_row(&key, &pkcs8, kek, state, t)?)?;
+        let detail = json!({"state": state.as_str(), "alg": alg.as_str()});
+        record(conn, "key_generated", None, key.kid(), detail)?;
         Ok(key.kid().to_owned())
     }
 }
 
+/// The active key and the queue of `next` keys, oldest first.
 struct Current {
     active: Option<KeyRow>,
-    next: Option<KeyRow>,
+    nexts: Vec<KeyRow>,
 }
 
-fn current(conn: &mut DbConn) -> anyhow::Result<Current> {
-    let rows = keys::in_states(conn, &["active", "next"])?;
-    Ok(Current {
-        active: rows.iter().find(|k| k.state == "active").cloned(),
-        // With several (possible only through old imports), the newest is next in line.
-        next: rows.iter().rev().find(|k| k.state == "next").cloned(),
-    })
+impl Current {
+    fn read(conn: &mut DbConn) -> anyhow::Result<Self> {
+        let rows = keys::in_states(conn, &["active", "next"])?;
+        let (active, nexts): (Vec<KeyRow>, Vec<KeyRow>) =
+            rows.into_iter().partition(|k| k.state == "active");
+        Ok(Self {
+            active: active.into_iter().next(),
+            nexts,
+        })
+    }
+
+    /// The active key's algorithm, or `fallback` when there is none.
+    fn primary(&self, fallback: Alg) -> Alg {
+        self.active
+            .as_ref()
+            .and_then(|k| k.alg.parse().ok())
+            .unwrap_or(fallback)
+    }
+
+    fn oldest_next(&self, alg: Alg) -> Option<&KeyRow> {
+        self.nexts.iter().find(|k| k.alg == alg.as_str())
+    }
+
+    /// The keys to generate so that each algorithm's queue is full.
+    fn shortfall(&self, la: Lookahead) -> Vec<Alg> {
+        ALGS.iter()
+            .flat_map(|&alg| {
+                let have = self.nexts.iter().filter(|k| k.alg == alg.as_str()).count();
+                std::iter::repeat_n(alg, la.0.saturating_sub(have))
+            })
+            .collect()
+    }
+}
+
+/// Tops every algorithm's queue of `next` keys up to the lookahead.
+fn top_up(
+    conn: &mut DbConn,
+    kek: &Kek,
+    fresh: &mut Fresh,
+    la: Lookahead,
+    t: i64,
+) -> anyhow::Result<()> {
+    let c = Current::read(conn)?;
+    for alg in c.shortfall(la) {
+        fresh.store(conn, kek, alg, KeyState::Next, t)?;
+    }
+    Ok(())
 }
 
 fn record(
@@ -128,88 +199,111 @@ fn record(
     Ok(())
 }
 
-/// Makes sure there is an active and a next key, generating what is missing with `alg`.
-pub fn ensure_signing_keys(conn: &mut DbConn, kek: &Kek, alg: Alg) -> anyhow::Result<()> {
-    let c = current(conn)?;
-    if c.active.is_some() && c.next.is_some() {
-        return Ok(());
-    }
-    let mut fresh = Fresh::generate(alg, 2)?;
-    write_tx(conn, |conn| -> anyhow::Result<()> {
-        keys::lock_key_table(conn)?;
-        let t = now();
-        let c = current(conn)?;
-        let mut next = c.next;
-        if c.active.is_none() {
-            let active = match next.take() {
-                Some(promote) => {
-                    keys::activate(conn, &promote.kid, t)?;
-                    promote.kid
-                }
-                None => fresh.store(conn, kek, KeyState::Active, t)?,
-            };
-            record(
-                conn,
-                "key_generated",
-                None,
-                &active,
-                json!({"state": "active", "alg": alg.as_str()}),
-            )?;
-        }
-        if next.is_none() {
-            let kid = fresh.store(conn, kek, KeyState::Next, t)?;
-            record(
-                conn,
-                "key_generated",
-                None,
-                &kid,
-                json!({"state": "next", "alg": alg.as_str()}),
-            )?;
-        }
-        Ok(())
-    })
-}
-
-/// Rotates: the `next` key becomes active, the active one is retired, a new `next` is made with
-/// `alg`. With `switch_alg`, the new active key has `alg` at once: if `next` has another
-/// algorithm, a new key of `alg` becomes active and that `next` is retired unused.
-/// With `due_after`, rotates only if the active key has signed for at least that many seconds
-/// (the schedule), and returns `None` otherwise.
-pub fn rotate(
+/// Makes sure there is an active key (of `alg` when one must be made) and full queues of
+/// `next` keys.
+pub fn ensure_signing_keys(
     conn: &mut DbConn,
     kek: &Kek,
     alg: Alg,
-    switch_alg: bool,
+    la: Lookahead,
+) -> anyhow::Result<()> {
+    let c = Current::read(conn)?;
+    let mut needed = c.shortfall(la);
+    if c.active.is_none() && c.oldest_next(alg).is_none() {
+        needed.push(alg);
+    }
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let mut fresh = Fresh::generate(&needed)?;
+    write_tx(conn, |conn| -> anyhow::Result<()> {
+        keys::lock_key_table(conn)?;
+        let t = now();
+        let c = Current::read(conn)?;
+        if c.active.is_none() {
+            match c.oldest_next(alg).or(c.nexts.first()) {
+                Some(promote) => keys::activate(conn, &promote.kid, t)?,
+                None => {
+                    fresh.store(conn, kek, alg, KeyState::Active, t)?;
+                }
+            }
+        }
+        top_up(conn, kek, &mut fresh, la, t)
+    })
+}
+
+/// The outcome of a rotation.
+#[derive(Debug, Serialize, Clone)]
+pub struct Rotated {
+    /// The key that signs from now on.
+    pub active: String,
+    /// The key that will sign after the next rotation.
+    pub next: String,
+    /// The key that signed until now.
+    pub retired: Option<String>,
+}
+
+/// Rotates: the oldest `next` key becomes active (of the algorithm `switch_to`, when given; of
+/// the active key's, else), the active one is retired, and the queues are topped up. With
+/// `due_after`, rotates only if the active key has signed for that many seconds (the schedule)
+/// and returns `None` otherwise — without generating anything.
+pub fn rotate(
+    conn: &mut DbConn,
+    kek: &Kek,
+    switch_to: Option<Alg>,
+    fallback: Alg,
+    la: Lookahead,
     due_after: Option<i64>,
     actor: Option<&str>,
 ) -> Result<Option<Rotated>, KeyError> {
-    let mut fresh = Fresh::generate(alg, 2)?;
+    let due = |c: &Current, t: i64| match (due_after, &c.active) {
+        (Some(every), Some(active)) => {
+            active.activated_at.unwrap_or(active.created_at) <= t - every
+        }
+        _ => true,
+    };
+    let c = Current::read(conn)?;
+    if !due(&c, now()) {
+        return Ok(None);
+    }
+    let target = switch_to.unwrap_or(c.primary(fallback));
+    let mut needed = c.shortfall(la);
+    needed.push(target);
+    let mut fresh = Fresh::generate(&needed)?;
     write_tx(conn, |conn| -> Result<Option<Rotated>, KeyError> {
         keys::lock_key_table(conn)?;
         let t = now();
-        let c = current(conn)?;
-        if let (Some(every), Some(active)) = (due_after, &c.active) {
-            if active.activated_at.unwrap_or(active.created_at) > t - every {
-                return Ok(None);
-            }
+        let c = Current::read(conn)?;
+        if !due(&c, t) {
+            return Ok(None);
         }
+        let target = switch_to.unwrap_or(c.primary(fallback));
         let retired = c.active.as_ref().map(|a| a.kid.clone());
         if let Some(old) = &retired {
             keys::retire(conn, old, t)?;
         }
-        let active = match c.next {
-            Some(next) if !switch_alg || next.alg == alg.as_str() => {
+        // Without a switch, an imported key of another algorithm may be the only one queued.
+        let promote = c.oldest_next(target).or_else(|| {
+            if switch_to.is_none() {
+                c.nexts.first()
+            } else {
+                None
+            }
+        });
+        let active = match promote {
+            Some(next) => {
                 keys::activate(conn, &next.kid, t)?;
-                next.kid
+                next.kid.clone()
             }
-            unusable => {
-                if let Some(next) = unusable {
-                    keys::retire(conn, &next.kid, t)?;
-                }
-                fresh.store(conn, kek, KeyState::Active, t)?
-            }
+            None => fresh.store(conn, kek, target, KeyState::Active, t)?,
         };
-        let next = fresh.store(conn, kek, KeyState::Next, t)?;
+        top_up(conn, kek, &mut fresh, la, t)?;
+        let after = Current::read(conn)?;
+        let new_alg = after.primary(target);
+        let next = after
+            .oldest_next(new_alg)
+            .map(|k| k.kid.clone())
+            .context("no next key after the rotation")?;
         let rotated = Rotated {
             active,
             next,
@@ -225,7 +319,7 @@ pub fn rotate(
             "key_rotated",
             actor,
             &rotated.active,
-            json!({"how": how, "retired": rotated.retired, "next": rotated.next, "alg": alg.as_str()}),
+            json!({"how": how, "retired": rotated.retired, "next": rotated.next, "alg": new_alg.as_str()}),
         )?;
         Ok(Some(rotated))
     })
@@ -239,54 +333,56 @@ pub struct Revoked {
     pub next: String,
 }
 
-/// Revokes `kid` at once. If it was active, `next` becomes active in the same transaction (a
-/// new key of `alg` if there is none); if it was active or next, a new `next` is made.
+/// Revokes `kid` at once. If it was active, the oldest `next` of its algorithm becomes active in
+/// the same transaction; the queues are topped up.
 pub fn revoke(
     conn: &mut DbConn,
     kek: &Kek,
-    alg: Alg,
+    fallback: Alg,
+    la: Lookahead,
     kid: &str,
     actor: Option<&str>,
 ) -> Result<Revoked, KeyError> {
-    let mut fresh = Fresh::generate(alg, 2)?;
+    let c = Current::read(conn)?;
+    let mut fresh = Fresh::generate(&c.shortfall(la))?;
     write_tx(conn, |conn| -> Result<Revoked, KeyError> {
         keys::lock_key_table(conn)?;
         let t = now();
         let row = keys::find(conn, kid)?.ok_or_else(|| KeyError::NotFound(kid.to_owned()))?;
+        let alg: Alg = row.alg.parse().unwrap_or(fallback);
         if row.state != "revoked" {
             keys::revoke(conn, kid, t)?;
-            let c = current(conn)?;
-            let mut next = c.next;
+            let c = Current::read(conn)?;
             if c.active.is_none() {
-                match next.take() {
+                match c.oldest_next(alg).or(c.nexts.first()) {
                     Some(promote) => keys::activate(conn, &promote.kid, t)?,
                     None => {
-                        fresh.store(conn, kek, KeyState::Active, t)?;
+                        fresh.store(conn, kek, alg, KeyState::Active, t)?;
                     }
                 }
             }
-            if next.is_none() {
-                fresh.store(conn, kek, KeyState::Next, t)?;
-            }
+            top_up(conn, kek, &mut fresh, la, t)?;
             record(conn, "key_revoked", actor, kid, json!({"was": row.state}))?;
         }
-        let c = current(conn)?;
+        let c = Current::read(conn)?;
+        let primary = c.primary(fallback);
         Ok(Revoked {
             revoked: kid.to_owned(),
+            next: c
+                .oldest_next(primary)
+                .or(c.nexts.first())
+                .map(|k| k.kid.clone())
+                .context("no next key after revocation")?,
             active: c
                 .active
                 .map(|k| k.kid)
                 .context("no active key after revocation")?,
-            next: c
-                .next
-                .map(|k| k.kid)
-                .context("no next key after revocation")?,
         })
     })
 }
 
-/// Stores an imported key as `next` (the current `next`, never used, is retired), or as
-/// `active` with `activate` (the current active key is retired).
+/// Stores an imported key as `next`, first in line (the queued, never-used `next` keys are
+/// retired), or as `active` with `activate` (the current active key is retired).
 pub fn import(
     conn: &mut DbConn,
     kek: &Kek,
@@ -304,23 +400,24 @@ pub fn import(
             });
         }
         let t = now();
-        let c = current(conn)?;
+        let c = Current::read(conn)?;
         let (state, displaced) = if activate {
-            (KeyState::Active, c.active)
+            (KeyState::Active, c.active.into_iter().collect::<Vec<_>>())
         } else {
-            (KeyState::Next, c.next)
+            (KeyState::Next, c.nexts)
         };
-        if let Some(old) = &displaced {
+        for old in &displaced {
             keys::retire(conn, &old.kid, t)?;
         }
         let row = new_row(key, pkcs8, kek, state, t)?;
         keys::insert(conn, &row)?;
+        let retired: Vec<&str> = displaced.iter().map(|k| k.kid.as_str()).collect();
         record(
             conn,
             "key_imported",
             actor,
             key.kid(),
-            json!({"state": state.as_str(), "alg": key.alg().as_str(), "retired": displaced.map(|k| k.kid)}),
+            json!({"state": state.as_str(), "alg": key.alg().as_str(), "retired": retired}),
         )?;
         Ok(row)
     })

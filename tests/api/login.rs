@@ -65,11 +65,23 @@ async fn es256_issuer_signs_es256_tokens(backend: Backend) {
     assert_eq!(body["expires_in"], 60);
     verify_with_jwks(&app, token).await.unwrap();
     let jwks = app.get("/.well-known/jwks.json").await.json();
-    for key in jwks["keys"].as_array().unwrap() {
-        assert_eq!(key["kty"], "EC");
-        assert_eq!(key["crv"], "P-256");
-        assert_eq!(key["alg"], "ES256");
-    }
+    let kid = crate::helpers::TestApp::kid_of(token);
+    let active = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap();
+    assert_eq!(active["kty"], "EC");
+    assert_eq!(active["crv"], "P-256");
+    assert_eq!(active["alg"], "ES256");
+    let es256 = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "ES256")
+        .count();
+    assert_eq!(es256, 4, "the active key and three queued ES256 keys");
 }
 
 async fn login_carries_scope_audience_and_client_id(backend: Backend) {

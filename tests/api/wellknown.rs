@@ -20,18 +20,29 @@ async fn jwks_publishes_active_and_next_with_caching_headers(backend: Backend) {
     let etag = resp.header("etag").unwrap();
     let jwks = resp.json();
     let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 2, "the active key and the next one");
+    // The active key, and three unused keys per algorithm published ahead of use.
+    assert_eq!(keys.len(), 7, "{jwks}");
     for k in keys {
-        assert_eq!(k["kty"], "RSA");
         assert_eq!(k["use"], "sig");
-        assert_eq!(k["alg"], "RS256");
-        assert_eq!(k["e"], "AQAB");
-        assert!(k["n"].as_str().unwrap().len() >= 342, "2048-bit modulus");
-        assert!(
-            k.get("d").is_none() && k.get("p").is_none(),
-            "never private material"
-        );
+        assert!(k["kid"].as_str().unwrap().len() == 43);
+        match k["alg"].as_str().unwrap() {
+            "RS256" => {
+                assert_eq!(k["kty"], "RSA");
+                assert_eq!(k["e"], "AQAB");
+                assert!(k["n"].as_str().unwrap().len() >= 342, "2048-bit modulus");
+            }
+            "ES256" => {
+                assert_eq!(k["kty"], "EC");
+                assert_eq!(k["crv"], "P-256");
+                assert!(k["x"].is_string() && k["y"].is_string());
+            }
+            other => panic!("unexpected alg {other}"),
+        }
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            assert!(k.get(private).is_none(), "never private material");
+        }
     }
+    assert_eq!(keys.iter().filter(|k| k["alg"] == "RS256").count(), 4);
     let token = app.login_admin().await["access_token"]
         .as_str()
         .unwrap()
