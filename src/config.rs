@@ -81,6 +81,11 @@ pub struct Options {
     #[arg(long = "rotate-every", env = "ISSUER_ROTATE_EVERY", global = true, value_name = "DURATION",
           value_parser = parse_duration)]
     pub rotate_every: Option<u64>,
+
+    /// How often expired refresh tokens, revoked token ids and throttle rows are deleted.
+    #[arg(long = "purge-every", env = "ISSUER_PURGE_EVERY", global = true, value_name = "DURATION",
+          default_value = "1h", value_parser = parse_duration)]
+    pub purge_every: u64,
 }
 
 /// The subcommands.
@@ -191,6 +196,8 @@ pub struct Settings {
     pub alg: Alg,
     /// Scheduled rotation interval, seconds.
     pub rotate_every: Option<i64>,
+    /// Purge interval, seconds.
+    pub purge_every: u64,
     /// Folder of the KEK and the bootstrap password.
     pub keys_dir: PathBuf,
     /// Allowed CORS origins.
@@ -219,6 +226,7 @@ impl Settings {
             refresh_ttl: i64::from(options.refresh_ttl),
             alg: options.alg.unwrap_or(Alg::RS256),
             rotate_every: options.rotate_every.and_then(|s| i64::try_from(s).ok()),
+            purge_every: options.purge_every,
             keys_dir: options.keys_dir.clone(),
             cors_origins: options.cors_origins.clone(),
         }

@@ -19,7 +19,8 @@ use crate::http::{self, AppState};
 use crate::service::grants::Grants;
 use crate::service::keyring::{self, KeyStore};
 use crate::service::keys::{Lookahead, ensure_signing_keys};
-use crate::service::{bootstrap, passwords::PasswordHasher};
+use crate::service::revocation::Revocations;
+use crate::service::{bootstrap, maintenance, passwords::PasswordHasher};
 
 /// A built application: bound, with its state loaded, not yet serving.
 pub struct Application {
@@ -60,6 +61,10 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
     let settings = Arc::new(settings);
     let hasher = PasswordHasher::new(PasswordHasher::default_permits())?;
     Ok(AppState {
+        revocations: Revocations {
+            db: db.clone(),
+            keys: keys.clone(),
+        },
         grants: Grants {
             db: db.clone(),
             keys: keys.clone(),
@@ -109,8 +114,15 @@ impl Application {
             self.state.db.clone(),
             self.state.keys.clone(),
         ));
+        let settings = &self.state.settings;
+        let purger = actix_web::rt::spawn(maintenance::run(
+            self.state.db.clone(),
+            settings.purge_every,
+            settings.refresh_ttl,
+        ));
         let result = self.server.await;
         watcher.abort();
+        purger.abort();
         result
     }
 }

@@ -84,6 +84,19 @@ impl Verifier {
     /// Verifies `token`: header (`typ: at+jwt`, a published `kid`, that key's `alg`), the
     /// signature, `iss`, `aud` (one of `audiences`), `exp` and `nbf` with the leeway.
     pub fn verify(&self, token: &str, audiences: &[&str]) -> Result<AccessClaims, VerifyError> {
+        self.verify_with(token, Some(audiences))
+    }
+
+    /// As [`Verifier::verify`], for a token meant for any audience (introspection, revocation).
+    pub fn verify_any_audience(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        self.verify_with(token, None)
+    }
+
+    fn verify_with(
+        &self,
+        token: &str,
+        audiences: Option<&[&str]>,
+    ) -> Result<AccessClaims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
@@ -100,7 +113,10 @@ impl Verifier {
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(audiences);
+        match audiences {
+            Some(auds) => validation.set_audience(auds),
+            None => validation.validate_aud = false,
+        }
         validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
             .map(|data| data.claims)

@@ -165,3 +165,72 @@ pub fn revoke_user_families(
     ))
     .execute(conn)
 }
+
+/// A refresh token that would be accepted now, with its family and user (for introspection).
+pub fn find_live(
+    conn: &mut DbConn,
+    token_hash: &str,
+    now: i64,
+) -> QueryResult<Option<(TokenRow, FamilyRow, UserRow)>> {
+    refresh_tokens::table
+        .inner_join(refresh_families::table.inner_join(users::table))
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .filter(refresh_tokens::used_at.is_null())
+        .filter(refresh_tokens::expires_at.gt(now))
+        .filter(refresh_families::revoked_at.is_null())
+        .filter(users::disabled.eq(false))
+        .select((
+            TokenRow::as_select(),
+            FamilyRow::as_select(),
+            UserRow::as_select(),
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Revokes the family of the token whose hash is `token_hash` (a logout). Returns whether a
+/// live family was revoked.
+pub fn revoke_family_of(
+    conn: &mut DbConn,
+    token_hash: &str,
+    reason: &str,
+    now: i64,
+) -> QueryResult<bool> {
+    write_tx(conn, |conn| {
+        let Some(family_id) = refresh_tokens::table
+            .find(token_hash)
+            .select(refresh_tokens::family_id)
+            .first::<String>(conn)
+            .optional()?
+        else {
+            return Ok(false);
+        };
+        let n = diesel::update(
+            refresh_families::table
+                .filter(refresh_families::id.eq(&family_id))
+                .filter(refresh_families::revoked_at.is_null()),
+        )
+        .set((
+            refresh_families::revoked_at.eq(now),
+            refresh_families::revoked_reason.eq(reason),
+        ))
+        .execute(conn)?;
+        Ok(n > 0)
+    })
+}
+
+/// Deletes refresh tokens past their lifetime, then families with no token left that are older
+/// than the longest token lifetime; returns (tokens, families) deleted.
+pub fn purge_expired(conn: &mut DbConn, now: i64, max_ttl: i64) -> QueryResult<(usize, usize)> {
+    let tokens = diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now)))
+        .execute(conn)?;
+    let families = diesel::delete(
+        refresh_families::table
+            .filter(refresh_families::created_at.le(now - max_ttl))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                refresh_tokens::table.filter(refresh_tokens::family_id.eq(refresh_families::id)),
+            ))),
+    )
+    .execute(conn)?;
+    Ok((tokens, families))
+}

@@ -73,6 +73,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    revoked_access_tokens (seq) {
+        seq -> BigInt,
+        jti -> Text,
+        exp -> BigInt,
+        revoked_at -> BigInt,
+    }
+}
+
 diesel::joinable!(refresh_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 
@@ -83,4 +92,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     login_throttle,
     audit_log,
+    revoked_access_tokens,
 );

@@ -98,6 +98,16 @@ pub fn clear(conn: &mut DbConn, username: &str) -> QueryResult<()> {
         .map(|_| ())
 }
 
+/// Deletes rows whose lock has ended and whose window has closed; returns how many.
+pub fn purge_stale(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
+    diesel::delete(
+        login_throttle::table
+            .filter(login_throttle::locked_until.le(now))
+            .filter(login_throttle::window_start.le(now - WINDOW_SECS)),
+    )
+    .execute(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,11 @@
 //! Bearer authentication (RFC 6750) with this issuer's own access tokens, for `/me`, `/admin/*`
 //! and introspection. The token must verify against a published key with that key's algorithm
 //! (never `none`, never HMAC), carry `typ: at+jwt`, this issuer's `iss`, its `--audience`, and
-//! be within `exp`/`nbf` (with a small leeway). A missing or bad token is 401 with
+//! be within `exp`/`nbf` (with a small leeway); its `jti` must not be revoked and its user must
+//! still be enabled. A missing or bad token is 401 with
 //! `WWW-Authenticate: Bearer`; a good token without the needed role is 403.
 
-use std::future::{Ready, ready};
+use futures_util::future::LocalBoxFuture;
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -13,6 +14,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::crypto::jwt::AccessClaims;
 use crate::domain::Roles;
+use crate::service::revocation::access_still_valid;
 
 /// The authenticated caller of a bearer-protected endpoint.
 #[derive(Debug, Clone)]
@@ -55,9 +57,10 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+fn authenticate(req: &HttpRequest) -> Result<(Caller, web::Data<AppState>), ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
+        .cloned()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
     let token = bearer_token(req)?.ok_or(ApiError::Unauthorized {
         error: None,
@@ -70,14 +73,28 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .verify(token, &[&state.settings.audience])
         .map_err(|e| ApiError::invalid_token(&e.to_string()))?;
     let roles = Roles::from_stored(&claims.roles.join(" "));
-    Ok(Caller { claims, roles })
+    Ok((Caller { claims, roles }, state))
 }
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate(req))
+        let verified = authenticate(req);
+        Box::pin(async move {
+            let (caller, state) = verified?;
+            // Beyond the signature: not revoked, and the user still enabled.
+            let claims = caller.claims.clone();
+            let valid = state
+                .db
+                .run(move |conn| access_still_valid(conn, &claims))
+                .await?;
+            if valid {
+                Ok(caller)
+            } else {
+                Err(ApiError::invalid_token("the token has been revoked"))
+            }
+        })
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod params;
+pub mod revocation;
 pub mod token;
 pub mod wellknown;
 
@@ -23,6 +24,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::service::grants::Grants;
 use crate::service::keyring::KeyStore;
+use crate::service::revocation::Revocations;
 use error::ApiError;
 use params::MAX_BODY;
 
@@ -34,6 +36,8 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     /// The token grants (hasher, throttle, rotation).
     pub grants: Grants,
+    /// Revocation and introspection.
+    pub revocations: Revocations,
     /// The resolved configuration.
     pub settings: Arc<Settings>,
 }
@@ -51,6 +55,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/keys/public.pem").route(web::get().to(wellknown::active_pem)))
         .service(resource("/keys/{file}").route(web::get().to(wellknown::kid_pem)))
         .service(resource("/oauth/token").route(web::post().to(token::token)))
+        .service(resource("/oauth/revoke").route(web::post().to(revocation::revoke)))
+        .service(resource("/oauth/introspect").route(web::post().to(revocation::introspect)))
+        .service(resource("/oauth/revocations").route(web::get().to(revocation::feed)))
         .service(resource("/me").route(web::get().to(admin::me)))
         .service(resource("/admin/keys").route(web::get().to(admin::list_keys)))
         .service(resource("/admin/keys/rotate").route(web::post().to(admin::rotate_keys)))

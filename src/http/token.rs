@@ -92,7 +92,7 @@ fn token_response(issued: &Issued) -> HttpResponse {
 
 /// The client's id, from the body or HTTP Basic (RFC 6749 §2.3.1). Clients are public: a
 /// non-empty secret cannot be checked, so it is refused rather than ignored.
-fn client_id(req: &HttpRequest, params: &Params) -> Result<Option<ClientId>, ApiError> {
+pub fn client_id(req: &HttpRequest, params: &Params) -> Result<Option<ClientId>, ApiError> {
     if params.optional("client_secret").is_some() {
         return Err(ApiError::InvalidClient(
             "this issuer has only public clients: send client_id without client_secret".into(),

@@ -307,6 +307,36 @@ impl TestApp {
             .map_err(|e| e.to_string())
     }
 
+    /// `SELECT COUNT(*) FROM <from_where>` on the app's database.
+    pub fn count(&self, from_where: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let url = jwt_issuer::db::DatabaseUrl::parse(&self.db.url).unwrap();
+        let db = jwt_issuer::db::Db::open(&url).unwrap();
+        let mut conn = db.conn().unwrap();
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {from_where}"))
+            .get_result::<Count>(&mut *conn)
+            .unwrap()
+            .n
+    }
+
+    /// POSTs a form with a bearer token.
+    pub async fn post_form_auth(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self.client.post(self.url(path));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        read(req.send_form(&form).await.expect("POST")).await
+    }
+
     /// An access token of the bootstrap admin.
     pub async fn admin_token(&self) -> String {
         self.login_admin().await["access_token"]

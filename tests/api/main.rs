@@ -14,5 +14,6 @@ mod load;
 mod login;
 mod refresh;
 mod restart;
+mod revocation;
 mod rotation;
 mod wellknown;

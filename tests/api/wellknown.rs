@@ -73,6 +73,11 @@ async fn metadata_is_served_at_both_paths(backend: Backend) {
         assert_eq!(m["token_endpoint"], app.url("/oauth/token").as_str());
         assert_eq!(m["jwks_uri"], app.url("/.well-known/jwks.json").as_str());
         assert_eq!(m["response_types_supported"], serde_json::json!([]));
+        assert_eq!(m["revocation_endpoint"], app.url("/oauth/revoke").as_str());
+        assert_eq!(
+            m["introspection_endpoint"],
+            app.url("/oauth/introspect").as_str()
+        );
         let grants = m["grant_types_supported"].as_array().unwrap();
         assert!(grants.contains(&"password".into()) && grants.contains(&"refresh_token".into()));
         assert!(m["token_endpoint_auth_methods_supported"].is_array());

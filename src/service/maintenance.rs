@@ -1,0 +1,43 @@
+//! Keeping storage bounded: a background task deletes expired refresh tokens (and the families
+//! left empty), expired entries of the `jti` deny list and stale throttle rows. The audit log
+//! and the signing key history are kept.
+
+use std::time::Duration;
+
+use crate::db::{Db, DbConn, now, refresh, revocations, throttle};
+
+/// What one purge deleted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub refresh_tokens: usize,
+    pub refresh_families: usize,
+    pub revoked_access_tokens: usize,
+    pub throttle_rows: usize,
+}
+
+/// Deletes every expired row. `refresh_ttl` is the longest refresh token lifetime: a family is
+/// deleted only once no token of it can be left.
+pub fn purge(conn: &mut DbConn, refresh_ttl: i64) -> anyhow::Result<Purged> {
+    let t = now();
+    let (refresh_tokens, refresh_families) = refresh::purge_expired(conn, t, refresh_ttl)?;
+    Ok(Purged {
+        refresh_tokens,
+        refresh_families,
+        revoked_access_tokens: revocations::purge_expired(conn, t)?,
+        throttle_rows: throttle::purge_stale(conn, t)?,
+    })
+}
+
+/// Purges every `every` seconds, the first time at once.
+pub async fn run(db: Db, every: u64, refresh_ttl: i64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(every.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match db.run(move |conn| purge(conn, refresh_ttl)).await {
+            Ok(p) if p != Purged::default() => tracing::info!(?p, "purged expired rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "purge failed"),
+        }
+    }
+}
