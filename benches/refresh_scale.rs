@@ -40,16 +40,31 @@ fn seed(db: &Db, n: u64) {
     diesel::sql_query(sql).execute(&mut *conn).unwrap();
     // Measure the steady state, not autovacuum and the checkpoint catching up with a bulk load.
     if db.backend() == "postgresql" {
-        diesel::sql_query("VACUUM ANALYZE refresh_tokens").execute(&mut *conn).unwrap();
+        diesel::sql_query("VACUUM ANALYZE refresh_tokens")
+            .execute(&mut *conn)
+            .unwrap();
         diesel::sql_query("CHECKPOINT").execute(&mut *conn).unwrap();
     } else {
-        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).unwrap();
+        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .unwrap();
     }
 }
 
 async fn run(url: &str, keys_dir: &std::path::Path, n: u64) -> Vec<Duration> {
     let db = Db::open(&DatabaseUrl::parse(url).unwrap()).unwrap();
-    let args = ["jwt-issuer", "serve", "--bind", "127.0.0.1:0", "--database", url, "--keys-dir", keys_dir.to_str().unwrap(), "--alg", "ES256"];
+    let args = [
+        "jwt-issuer",
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--database",
+        url,
+        "--keys-dir",
+        keys_dir.to_str().unwrap(),
+        "--alg",
+        "ES256",
+    ];
     let options = Cli::try_parse_from(args).unwrap().options;
     let app = Application::build(&options).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -61,8 +76,16 @@ async fn run(url: &str, keys_dir: &std::path::Path, n: u64) -> Vec<Duration> {
 
     let client = awc::Client::default();
     let password = std::fs::read_to_string(keys_dir.join("initial-admin-password")).unwrap();
-    let form = [("grant_type", "password"), ("username", "admin"), ("password", password.trim())];
-    let mut resp = client.post(format!("{base}/oauth/token")).send_form(&form).await.unwrap();
+    let form = [
+        ("grant_type", "password"),
+        ("username", "admin"),
+        ("password", password.trim()),
+    ];
+    let mut resp = client
+        .post(format!("{base}/oauth/token"))
+        .send_form(&form)
+        .await
+        .unwrap();
     let body: serde_json::Value = resp.json().await.unwrap();
     let mut rt = body["refresh_token"].as_str().unwrap().to_owned();
     let mut times = Vec::with_capacity(GRANTS);
@@ -70,14 +93,20 @@ async fn run(url: &str, keys_dir: &std::path::Path, n: u64) -> Vec<Duration> {
         let start = Instant::now();
         let mut resp = client
             .post(format!("{base}/oauth/token"))
-            .send_form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
+            .send_form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+            ])
             .await
             .unwrap();
         let body: serde_json::Value = resp.json().await.unwrap();
         if i >= 100 {
             times.push(start.elapsed()); // the first 100 warm up caches and the pool
         }
-        rt = body["refresh_token"].as_str().expect("refresh succeeded").to_owned();
+        rt = body["refresh_token"]
+            .as_str()
+            .expect("refresh succeeded")
+            .to_owned();
     }
     handle.stop(true).await;
     times
@@ -112,13 +141,17 @@ fn main() {
             for n in [1_000, big] {
                 let name = format!("jwt_issuer_bench_{}", uuid::Uuid::new_v4().simple());
                 let mut admin = diesel::PgConnection::establish(&server).unwrap();
-                diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).unwrap();
+                diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut admin)
+                    .unwrap();
                 let mut url = url::Url::parse(&server).unwrap();
                 url.set_path(&name);
                 let dir = tempfile::tempdir().unwrap();
                 let times = run(url.as_str(), &dir.path().join("keys"), n).await;
                 report("PostgreSQL", n, times);
-                diesel::sql_query(format!("DROP DATABASE \"{name}\" WITH (FORCE)")).execute(&mut admin).unwrap();
+                diesel::sql_query(format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .unwrap();
             }
         }
     });
