@@ -5,13 +5,15 @@ use std::io::BufRead as _;
 
 use anyhow::{Context as _, bail};
 
-use crate::config::{KeyCommand, Options, UserCommand};
+use crate::config::{KeyCommand, Options, UserCommand, UserKeyCommand};
+use crate::crypto::client_key::parse_client_key;
 use crate::crypto::import::parse_private_key;
 use crate::crypto::kek::Kek;
 use crate::crypto::signing::Alg;
 use crate::db::Db;
 use crate::domain::{Password, Roles, Username};
 use crate::service::keys::{self, Lookahead, ensure_signing_keys};
+use crate::service::machine;
 use crate::service::passwords::hash_blocking;
 use crate::service::users;
 
@@ -42,6 +44,51 @@ pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
                 println!(
                     "{:<36}  {:<24}  {:<8}  {}",
                     u.id, u.username, status, u.roles
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Key(UserKeyCommand::Add {
+            name,
+            file,
+            comment,
+        }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let value = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .unwrap_or(serde_json::Value::String(text));
+            let key =
+                parse_client_key(&value).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let db = Db::open(&options.database)?;
+            let mut conn = db.conn()?;
+            let view = machine::add_key(
+                &mut conn,
+                &name,
+                &key,
+                comment.as_deref().unwrap_or(""),
+                Some("cli"),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "added {} key {} for {name} (fingerprint {})",
+                view.kty, view.id, view.fingerprint
+            );
+            Ok(())
+        }
+        UserCommand::Key(UserKeyCommand::List { name }) => {
+            let db = Db::open(&options.database)?;
+            let mut conn = db.conn()?;
+            let keys = machine::list_keys(&mut conn, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{:<36}  {:<3}  {:<64}  {:<20}  comment",
+                "id", "kty", "fingerprint", "created"
+            );
+            for k in keys {
+                println!(
+                    "{:<36}  {:<3}  {:<64}  {:<20}  {}",
+                    k.id, k.kty, k.fingerprint, k.created_at, k.comment
                 );
             }
             Ok(())

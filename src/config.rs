@@ -120,6 +120,29 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+    /// Manage a user's machine public keys.
+    #[command(subcommand)]
+    Key(UserKeyCommand),
+}
+
+/// `user key` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum UserKeyCommand {
+    /// Register a public key (PEM, OpenSSH line or JWK file) for machine login as NAME.
+    Add {
+        /// The user.
+        name: String,
+        /// The public key file.
+        file: PathBuf,
+        /// A note to tell keys apart.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// List NAME's machine keys.
+    List {
+        /// The user.
+        name: String,
+    },
 }
 
 /// `key` subcommands.

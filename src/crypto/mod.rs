@@ -2,6 +2,7 @@
 //! signing keys, encrypting them at rest, publishing their public halves (JWK, PEM), and
 //! encoding and verifying access tokens. Everything here is pure enough to unit-test.
 
+pub mod client_key;
 pub mod import;
 pub mod jwt;
 pub mod kek;

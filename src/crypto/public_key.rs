@@ -19,7 +19,14 @@ pub enum KeyMaterial {
     Rsa { n: Vec<u8>, e: Vec<u8> },
     /// NIST P-256: the point's coordinates, 32 bytes each.
     P256 { x: Vec<u8>, y: Vec<u8> },
+    /// Ed25519: the 32-byte public key.
+    Ed25519 { x: Vec<u8> },
 }
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the key's 32 bytes follow.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 /// A parsed public key with its encodings.
 #[derive(Clone)]
@@ -38,9 +45,14 @@ impl std::fmt::Debug for PublicKeyInfo {
 }
 
 impl PublicKeyInfo {
-    /// Parses a SubjectPublicKeyInfo (RSA of at least 2048 bits, or P-256).
+    /// Parses a SubjectPublicKeyInfo (RSA of at least 2048 bits, P-256 or Ed25519).
     pub fn from_spki_der(der: &[u8]) -> anyhow::Result<Self> {
-        let material = if let Ok(rsa) = rsa::RsaPublicKey::from_public_key_der(der) {
+        let material = if let Some(x) = der
+            .strip_prefix(&ED25519_SPKI_PREFIX[..])
+            .filter(|x| x.len() == 32)
+        {
+            KeyMaterial::Ed25519 { x: x.to_vec() }
+        } else if let Ok(rsa) = rsa::RsaPublicKey::from_public_key_der(der) {
             let bits = rsa.n().bits();
             if bits < MIN_RSA_BITS {
                 bail!("RSA key of {bits} bits is too small: at least {MIN_RSA_BITS} are required");
@@ -60,12 +72,20 @@ impl PublicKeyInfo {
                 y: y.to_vec(),
             }
         } else {
-            bail!("not an RSA or P-256 public key (SubjectPublicKeyInfo)");
+            bail!("not an RSA, P-256 or Ed25519 public key (SubjectPublicKeyInfo)");
         };
         Ok(Self {
             material,
             spki_der: der.to_vec(),
         })
+    }
+
+    /// An Ed25519 public key from its 32 bytes.
+    pub fn ed25519(x: &[u8]) -> anyhow::Result<Self> {
+        if x.len() != 32 {
+            bail!("an Ed25519 public key has 32 bytes, not {}", x.len());
+        }
+        Self::from_spki_der(&[&ED25519_SPKI_PREFIX[..], x].concat())
     }
 
     /// The key material.
@@ -78,7 +98,25 @@ impl PublicKeyInfo {
         match self.material {
             KeyMaterial::Rsa { .. } => "RSA",
             KeyMaterial::P256 { .. } => "EC",
+            KeyMaterial::Ed25519 { .. } => "OKP",
         }
+    }
+
+    /// The JWS algorithms this key may verify: its type decides, never the token.
+    pub fn algorithms(&self) -> &'static [jsonwebtoken::Algorithm] {
+        use jsonwebtoken::Algorithm::{ES256, EdDSA, RS256, RS384, RS512};
+        match self.material {
+            KeyMaterial::Rsa { .. } => &[RS256, RS384, RS512],
+            KeyMaterial::P256 { .. } => &[ES256],
+            KeyMaterial::Ed25519 { .. } => &[EdDSA],
+        }
+    }
+
+    /// SHA-256 (hex) of the key's PEM text: the fingerprint of a registered machine key, and
+    /// the `kid` the asymmetric-jwt-auth client sends.
+    pub fn pem_sha256(&self) -> String {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.pem().as_bytes());
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The DER SubjectPublicKeyInfo.
@@ -93,6 +131,7 @@ impl PublicKeyInfo {
             KeyMaterial::P256 { x, y } => {
                 json!({"crv": "P-256", "kty": "EC", "x": b64url(x), "y": b64url(y)})
             }
+            KeyMaterial::Ed25519 { x } => json!({"crv": "Ed25519", "kty": "OKP", "x": b64url(x)}),
         }
     }
 
@@ -126,6 +165,9 @@ impl PublicKeyInfo {
             KeyMaterial::Rsa { n, e } => Ok(DecodingKey::from_rsa_raw_components(n, e)),
             KeyMaterial::P256 { x, y } => {
                 DecodingKey::from_ec_components(&b64url(x), &b64url(y)).context("P-256 key")
+            }
+            KeyMaterial::Ed25519 { x } => {
+                DecodingKey::from_ed_components(&b64url(x)).context("Ed25519 key")
             }
         }
     }

@@ -5,6 +5,7 @@
 //! moves the work onto the blocking thread pool.
 
 pub mod audit;
+pub mod client_keys;
 pub mod keys;
 pub mod refresh;
 pub mod revocations;

@@ -82,6 +82,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    client_keys (id) {
+        id -> Text,
+        user_id -> Text,
+        kty -> Text,
+        fingerprint -> Text,
+        public_der -> Binary,
+        comment -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    assertion_replays (user_id, jti) {
+        user_id -> Text,
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::joinable!(client_keys -> users (user_id));
 diesel::joinable!(refresh_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 
@@ -93,4 +114,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_throttle,
     audit_log,
     revoked_access_tokens,
+    client_keys,
+    assertion_replays,
 );

@@ -10,10 +10,12 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::params;
 use crate::cli::time;
+use crate::crypto::client_key::parse_client_key;
 use crate::crypto::signing::Alg;
 use crate::db::{audit, keys as key_rows, users as user_rows};
 use crate::domain::{Password, Role, Roles, Username};
 use crate::service::keys::{self, KeyError, Lookahead};
+use crate::service::machine::{self, RegistryError};
 use crate::service::users::{self, UserError};
 
 impl From<KeyError> for ApiError {
@@ -298,4 +300,81 @@ pub async fn audit_log(
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "events": events })))
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::UnknownUser(_) | RegistryError::UnknownKey(_) => {
+                Self::NotFound(e.to_string())
+            }
+            RegistryError::Duplicate(_) => Self::Conflict(e.to_string()),
+            RegistryError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyBody {
+    public_key: Value,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /admin/users/{username}/keys` `{"public_key", "comment"}` → 201.
+pub async fn add_client_key(
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let body: NewKeyBody = params::json(&req, payload).await?;
+    if body.comment.chars().count() > 200 || body.comment.chars().any(char::is_control) {
+        return Err(ApiError::InvalidRequest(
+            "comment must be at most 200 characters, without control characters".into(),
+        ));
+    }
+    let key = parse_client_key(&body.public_key).map_err(ApiError::InvalidRequest)?;
+    let username = path.into_inner();
+    let actor = caller.claims.username.clone();
+    let view = state
+        .db
+        .run_typed(move |conn| machine::add_key(conn, &username, &key, &body.comment, Some(&actor)))
+        .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// `GET /admin/users/{username}/keys`.
+pub async fn list_client_keys(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let username = path.into_inner();
+    let keys = state
+        .db
+        .run_typed(move |conn| machine::list_keys(conn, &username))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "keys": keys })))
+}
+
+/// `DELETE /admin/users/{username}/keys/{id}`.
+pub async fn delete_client_key(
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_any(ADMIN)?;
+    let (username, id) = path.into_inner();
+    let actor = caller.claims.username.clone();
+    let (name, key_id) = (username.clone(), id.clone());
+    state
+        .db
+        .run_typed(move |conn| machine::delete_key(conn, &name, &key_id, Some(&actor)))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "username": username, "deleted": id })))
 }

@@ -175,6 +175,7 @@ impl From<GrantError> for ApiError {
     fn from(e: GrantError) -> Self {
         match e {
             GrantError::InvalidGrant(m) => Self::InvalidGrant(m.into()),
+            GrantError::Rejected(m) => Self::InvalidGrant(m),
             GrantError::InvalidScope(m) => Self::InvalidScope(m.into()),
             GrantError::Throttled(secs) => Self::TooManyRequests {
                 retry_after: secs,

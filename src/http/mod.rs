@@ -68,6 +68,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(admin::create_user)),
         )
         .service(resource("/admin/users/{username}").route(web::delete().to(admin::delete_user)))
+        .service(
+            resource("/admin/users/{username}/keys")
+                .route(web::get().to(admin::list_client_keys))
+                .route(web::post().to(admin::add_client_key)),
+        )
+        .service(
+            resource("/admin/users/{username}/keys/{id}")
+                .route(web::delete().to(admin::delete_client_key)),
+        )
         .service(resource("/admin/audit").route(web::get().to(admin::audit_log)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))

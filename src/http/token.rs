@@ -11,9 +11,18 @@ use super::error::ApiError;
 use super::params::Params;
 use crate::domain::{Audience, ClientId, Password, Scope, Username};
 use crate::service::grants::{Issued, PasswordLogin};
+use crate::service::machine::Form;
 
 /// The grant types this issuer supports, as advertised in the metadata.
-pub const GRANT_TYPES: &[&str] = &["password", "refresh_token"];
+pub const GRANT_TYPES: &[&str] = &[
+    "password",
+    "refresh_token",
+    JWT_BEARER,
+    "client_credentials",
+];
+
+/// RFC 7523's grant type.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 #[derive(Serialize)]
 struct TokenResponse<'a> {
@@ -67,6 +76,30 @@ pub async fn token(
                 .map_err(ApiError::InvalidScope)?;
             state.grants.refresh(presented, scope, client_id).await?
         }
+        JWT_BEARER => {
+            let assertion = params.required("assertion")?.to_owned();
+            let scope = Scope::parse(params.optional("scope").unwrap_or(""))
+                .map_err(ApiError::InvalidScope)?;
+            let source = req.peer_addr().map(|a| a.ip());
+            state
+                .grants
+                .machine(Form::JwtBearer, assertion, scope, source)
+                .await?
+        }
+        "client_credentials" => {
+            let assertion = jwt_authorization(&req).ok_or_else(|| {
+                ApiError::InvalidClient(
+                    "client_credentials needs the assertion in an Authorization: JWT header".into(),
+                )
+            })?;
+            let scope = Scope::parse(params.optional("scope").unwrap_or(""))
+                .map_err(ApiError::InvalidScope)?;
+            let source = req.peer_addr().map(|a| a.ip());
+            state
+                .grants
+                .machine(Form::AsymmetricJwtAuth, assertion, scope, source)
+                .await?
+        }
         other => {
             return Err(ApiError::UnsupportedGrantType(format!(
                 "grant_type {other:?} is not supported; use one of: {}",
@@ -75,6 +108,14 @@ pub async fn token(
         }
     };
     Ok(token_response(&issued))
+}
+
+/// The token of an `Authorization: JWT <token>` header (the asymmetric-jwt-auth form).
+fn jwt_authorization(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("jwt") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
 }
 
 fn token_response(issued: &Issued) -> HttpResponse {

@@ -45,7 +45,8 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let s = &state.settings;
-    let algs: Vec<&str> = vec!["RS256", "ES256"];
+    // The algorithms machine assertions may be signed with.
+    let algs: Vec<&str> = vec!["RS256", "RS384", "RS512", "ES256", "EdDSA"];
     HttpResponse::Ok()
         .insert_header((
             header::CACHE_CONTROL,

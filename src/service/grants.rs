@@ -15,6 +15,7 @@ use crate::db::users::UserRow;
 use crate::db::{Db, now, throttle, users};
 use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, Username};
 use crate::service::keyring::KeyStore;
+use crate::service::machine::{self, Form, MachineError};
 use crate::service::passwords::{HashError, PasswordHasher};
 
 /// What a successful grant hands out.
@@ -32,6 +33,9 @@ pub enum GrantError {
     /// The credentials or token are not good (RFC 6749 `invalid_grant`).
     #[error("{0}")]
     InvalidGrant(&'static str),
+    /// A machine assertion was refused (`invalid_grant`), with the reason.
+    #[error("{0}")]
+    Rejected(String),
     /// The requested scope exceeds what was granted (`invalid_scope`).
     #[error("{0}")]
     InvalidScope(&'static str),
@@ -285,6 +289,108 @@ impl Grants {
                 Ok(())
             })
             .await
+    }
+
+    /// A machine login: an RFC 7523 assertion, or the asymmetric-jwt-auth form. Returns an
+    /// access token for the user the assertion names, with `client_id` = the username, and no
+    /// refresh token.
+    #[tracing::instrument(skip_all, fields(form = ?form))]
+    pub async fn machine(
+        &self,
+        form: Form,
+        assertion: String,
+        scope: Scope,
+        source: Option<IpAddr>,
+    ) -> Result<Issued, GrantError> {
+        let source = source.map(|ip| ip.to_string());
+        let username = match machine::claimed_username(&assertion, form) {
+            Ok(u) => u,
+            Err(e) => return Err(self.machine_failed(None, e, source).await),
+        };
+        let (issuer, endpoint) = (self.settings.issuer.clone(), self.settings.token_endpoint());
+        let name = username.as_str().to_owned();
+        let result = self
+            .db
+            .run(move |conn| {
+                let outcome = match users::find_by_username(conn, &name)? {
+                    Some(u) if !u.disabled => {
+                        machine::verify_assertion(conn, &assertion, form, &u, &issuer, &endpoint)
+                            .map(|fp| (u, fp))
+                    }
+                    _ => Err(MachineError::Invalid(
+                        "no enabled user with registered keys by that name".into(),
+                    )),
+                };
+                Ok(outcome)
+            })
+            .await?;
+        let (user, fingerprint) = match result {
+            Ok(ok) => ok,
+            Err(e) => return Err(self.machine_failed(Some(&username), e, source).await),
+        };
+        let detail =
+            serde_json::json!({"form": format!("{form:?}"), "key": fingerprint}).to_string();
+        let name = user.username.clone();
+        self.db
+            .run(move |conn| {
+                audit::record(
+                    conn,
+                    &NewEvent {
+                        at: now(),
+                        event: "machine_login_ok",
+                        actor: Some(&name),
+                        subject: Some(&name),
+                        source: source.as_deref(),
+                        detail: Some(&detail),
+                    },
+                )?;
+                Ok(())
+            })
+            .await?;
+        let (access_token, expires_in) =
+            self.mint(&user, &user.username, &scope, &self.settings.audience)?;
+        Ok(Issued {
+            access_token,
+            expires_in,
+            refresh_token: None,
+            scope,
+        })
+    }
+
+    async fn machine_failed(
+        &self,
+        username: Option<&Username>,
+        e: MachineError,
+        source: Option<String>,
+    ) -> GrantError {
+        let reason = match e {
+            MachineError::Invalid(reason) => reason,
+            MachineError::Internal(e) => return GrantError::Internal(e),
+        };
+        tracing::warn!(?username, %reason, "machine login failed");
+        let name = username.map(|u| u.as_str().to_owned());
+        let detail = serde_json::json!({"reason": reason}).to_string();
+        let logged = self
+            .db
+            .run(move |conn| {
+                audit::record(
+                    conn,
+                    &NewEvent {
+                        at: now(),
+                        event: "machine_login_failed",
+                        subject: name.as_deref(),
+                        source: source.as_deref(),
+                        detail: Some(&detail),
+                        ..Default::default()
+                    },
+                )?;
+                Ok(())
+            })
+            .await;
+        match logged {
+            Ok(()) => GrantError::Rejected(reason),
+            Err(e) => GrantError::Internal(e),
+        }
     }
 
     /// Mints an access token for `user` with the active key.

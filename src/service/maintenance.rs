@@ -1,10 +1,11 @@
 //! Keeping storage bounded: a background task deletes expired refresh tokens (and the families
-//! left empty), expired entries of the `jti` deny list and stale throttle rows. The audit log
+//! left empty), expired entries of the `jti` deny list, stale throttle rows and used machine
+//! assertion ids past their expiry. The audit log
 //! and the signing key history are kept.
 
 use std::time::Duration;
 
-use crate::db::{Db, DbConn, now, refresh, revocations, throttle};
+use crate::db::{Db, DbConn, client_keys, now, refresh, revocations, throttle};
 
 /// What one purge deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -13,6 +14,7 @@ pub struct Purged {
     pub refresh_families: usize,
     pub revoked_access_tokens: usize,
     pub throttle_rows: usize,
+    pub assertion_replays: usize,
 }
 
 /// Deletes every expired row. `refresh_ttl` is the longest refresh token lifetime: a family is
@@ -25,6 +27,7 @@ pub fn purge(conn: &mut DbConn, refresh_ttl: i64) -> anyhow::Result<Purged> {
         refresh_families,
         revoked_access_tokens: revocations::purge_expired(conn, t)?,
         throttle_rows: throttle::purge_stale(conn, t)?,
+        assertion_replays: client_keys::purge_expired(conn, t)?,
     })
 }
 

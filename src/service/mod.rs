@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod grants;
 pub mod keyring;
 pub mod keys;
+pub mod machine;
 pub mod maintenance;
 pub mod passwords;
 pub mod revocation;

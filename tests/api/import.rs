@@ -216,7 +216,7 @@ impl PemString for rsa::RsaPublicKey {
 }
 
 /// A 1024-bit RSA key (a test fixture; too small to be accepted).
-const SMALL_RSA: &str = "-----BEGIN PRIVATE KEY-----
+pub const SMALL_RSA: &str = "-----BEGIN PRIVATE KEY-----
 MIICdQIBADANBgkqhkiG9w0BAQEFAASCAl8wggJbAgEAAoGBALl8ATgOQ24dDykl
 lYAiIzb9V0NruvGzapK3ClSP8t6fFMHj8P6h7JWQBVo79HUm3nfBf+NpsB23CFzP
 7Zxx+FtskeDfxdRBVxJ7SXgbNz7YDwJTPsvP3YQULrWexl+CIpGp2WZ5PuSV3h5i

@@ -12,6 +12,7 @@ mod errors;
 mod import;
 mod load;
 mod login;
+mod machine;
 mod refresh;
 mod restart;
 mod revocation;

@@ -1,0 +1,2 @@
+DROP TABLE assertion_replays;
+DROP TABLE client_keys;
