@@ -44,6 +44,28 @@ pub fn record(conn: &mut DbConn, event: &NewEvent<'_>) -> QueryResult<()> {
         .map(|_| ())
 }
 
+/// Appends one event about `subject` with a JSON `detail`, now.
+pub fn note(
+    conn: &mut DbConn,
+    event: &str,
+    actor: Option<&str>,
+    subject: &str,
+    detail: serde_json::Value,
+) -> QueryResult<()> {
+    let detail = detail.to_string();
+    record(
+        conn,
+        &NewEvent {
+            at: super::now(),
+            event,
+            actor,
+            subject: Some(subject),
+            detail: Some(&detail),
+            ..Default::default()
+        },
+    )
+}
+
 /// The newest `limit` events, newest first.
 pub fn newest(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<AuditRow>> {
     audit_log::table

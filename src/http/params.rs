@@ -30,6 +30,21 @@ pub async fn read_body(mut payload: web::Payload) -> Result<BytesMut, ApiError> 
     Ok(body)
 }
 
+/// The request's media type, lower-cased, without parameters (`""` when absent).
+fn media_type(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
 /// The parameters of one request.
 #[derive(Default)]
 pub struct Params(HashMap<String, String>);
@@ -44,18 +59,7 @@ impl std::fmt::Debug for Params {
 impl Params {
     /// Parses the body by its `Content-Type`.
     pub async fn from_body(req: &HttpRequest, payload: web::Payload) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
+        let content_type = media_type(req);
         let body = read_body(payload).await?;
         match content_type.as_str() {
             "application/x-www-form-urlencoded" => Self::from_form(&body),
@@ -131,18 +135,7 @@ pub async fn optional_json<T: serde::de::DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let content_type = media_type(req);
     if content_type != "application/json" {
         return Err(ApiError::UnsupportedMediaType(
             "send the body as application/json".into(),

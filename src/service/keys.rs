@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::crypto::kek::Kek;
 use crate::crypto::signing::{Alg, Pkcs8, SigningKey};
-use crate::db::audit::{self, NewEvent};
+use crate::db::audit::note as record;
 use crate::db::keys::{self, KeyRow};
 use crate::db::{DbConn, now, write_tx};
 use crate::service::keyring::KeyState;
@@ -174,28 +174,6 @@ fn top_up(
     for alg in c.shortfall(la) {
         fresh.store(conn, kek, alg, KeyState::Next, t)?;
     }
-    Ok(())
-}
-
-fn record(
-    conn: &mut DbConn,
-    event: &str,
-    actor: Option<&str>,
-    subject: &str,
-    detail: serde_json::Value,
-) -> anyhow::Result<()> {
-    let detail = detail.to_string();
-    audit::record(
-        conn,
-        &NewEvent {
-            at: now(),
-            event,
-            actor,
-            subject: Some(subject),
-            detail: Some(&detail),
-            ..Default::default()
-        },
-    )?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::cli::time;
 use crate::crypto::public_key::PublicKeyInfo;
-use crate::db::audit::{self, NewEvent};
+use crate::db::audit::note as record;
 use crate::db::client_keys::{self, ClientKeyRow};
 use crate::db::users::{self, UserRow};
 use crate::db::{DbConn, is_unique_violation, now};
@@ -29,6 +29,12 @@ pub enum RegistryError {
     Duplicate(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<diesel::result::Error> for RegistryError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Internal(e.into())
+    }
 }
 
 /// A registered key as shown to operators.
@@ -65,28 +71,6 @@ fn user(conn: &mut DbConn, username: &str) -> Result<UserRow, RegistryError> {
     users::find_by_username(conn, username)
         .map_err(anyhow::Error::from)?
         .ok_or_else(|| RegistryError::UnknownUser(username.to_owned()))
-}
-
-fn record(
-    conn: &mut DbConn,
-    event: &str,
-    actor: Option<&str>,
-    subject: &str,
-    detail: Value,
-) -> anyhow::Result<()> {
-    let detail = detail.to_string();
-    audit::record(
-        conn,
-        &NewEvent {
-            at: now(),
-            event,
-            actor,
-            subject: Some(subject),
-            detail: Some(&detail),
-            ..Default::default()
-        },
-    )?;
-    Ok(())
 }
 
 /// Registers `key` for `username`.

@@ -110,8 +110,7 @@ fn ed25519_key() -> MachineKey {
 
 /// SHA-256 hex of the PEM text: what asymmetric-jwt-auth sends as `kid`.
 fn fingerprint(k: &MachineKey) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, k.spki_pem.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::helpers::sha256_hex(&k.spki_pem)
 }
 
 impl MachineKey {

@@ -282,13 +282,7 @@ async fn every_inactive_case_introspects_as_exactly_active_false(backend: Backen
     let frank = app.login("frank", "frank's password").await.json();
     app.call("DELETE", "/admin/users/frank", Some(&caller), None)
         .await;
-    let hash = |t: &str| {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
-        d.as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let hash = crate::helpers::sha256_hex;
     app.sql(&format!(
         "UPDATE refresh_tokens SET expires_at = 1 WHERE token_hash = '{}'",
         hash(&aged)
@@ -474,13 +468,7 @@ async fn purge_removes_expired_rows_and_keeps_live_ones(backend: Backend) {
         .unwrap()
         .to_owned();
     let live_rt = live["refresh_token"].as_str().unwrap();
-    let hash = |t: &str| {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
-        d.as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let hash = crate::helpers::sha256_hex;
     app.sql(&format!(
         "UPDATE refresh_tokens SET expires_at = 1 WHERE token_hash <> '{}'",
         hash(live_rt)
