@@ -47,23 +47,65 @@ pub fn record(conn: &mut DbConn, event: &NewEvent<'_>) -> QueryResult<()> {
 /// Appends one event about `subject` with a JSON `detail`, now.
 pub fn note(
     conn: &mut DbConn,
-    event: &str,
+    event: &'static str,
     actor: Option<&str>,
     subject: &str,
     detail: serde_json::Value,
 ) -> QueryResult<()> {
-    let detail = detail.to_string();
-    record(
-        conn,
-        &NewEvent {
-            at: super::now(),
+    Event::new(event, Some(subject), None)
+        .by(actor)
+        .with(detail)
+        .record(conn)
+}
+
+/// An event owned whole, to move into blocking database work.
+#[derive(Debug, Default, Clone)]
+pub struct Event {
+    pub event: &'static str,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub source: Option<String>,
+    pub detail: Option<serde_json::Value>,
+}
+
+impl Event {
+    /// An event of kind `event` about `subject`, from `source`.
+    pub fn new(event: &'static str, subject: Option<&str>, source: Option<&str>) -> Self {
+        Self {
             event,
-            actor,
-            subject: Some(subject),
-            detail: Some(&detail),
+            subject: subject.map(str::to_owned),
+            source: source.map(str::to_owned),
             ..Default::default()
-        },
-    )
+        }
+    }
+
+    /// The same, done by `actor` (when known).
+    pub fn by<'a>(mut self, actor: impl Into<Option<&'a str>>) -> Self {
+        self.actor = actor.into().map(str::to_owned);
+        self
+    }
+
+    /// The same, with a detail.
+    pub fn with(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// Appends it, now.
+    pub fn record(&self, conn: &mut DbConn) -> QueryResult<()> {
+        let detail = self.detail.as_ref().map(serde_json::Value::to_string);
+        record(
+            conn,
+            &NewEvent {
+                at: super::now(),
+                event: self.event,
+                actor: self.actor.as_deref(),
+                subject: self.subject.as_deref(),
+                source: self.source.as_deref(),
+                detail: detail.as_deref(),
+            },
+        )
+    }
 }
 
 /// The newest `limit` events, newest first.

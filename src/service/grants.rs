@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::crypto::jwt::{self, AccessClaims};
-use crate::db::audit::{self, NewEvent};
+use crate::db::audit::Event;
 use crate::db::refresh::{self, FamilyRow, Rotation, TokenRow};
 use crate::db::users::UserRow;
 use crate::db::{Db, now, throttle, users};
@@ -104,7 +104,12 @@ impl Grants {
         let source = req.source.map(|ip| ip.to_string());
         if let Some(secs) = locked {
             tracing::warn!(source = ?req.source, "login refused: username is throttled");
-            self.audit("login_throttled", &username, source).await?;
+            self.audit(Event::new(
+                "login_throttled",
+                Some(username.as_str()),
+                source.as_deref(),
+            ))
+            .await?;
             return Err(GrantError::Throttled(secs));
         }
 
@@ -120,16 +125,7 @@ impl Grants {
                     .run(move |conn| {
                         let t = now();
                         throttle::record_failure(conn, &name, t)?;
-                        audit::record(
-                            conn,
-                            &NewEvent {
-                                at: t,
-                                event: "login_failed",
-                                subject: Some(&name),
-                                source: source.as_deref(),
-                                ..Default::default()
-                            },
-                        )?;
+                        Event::new("login_failed", Some(&name), source.as_deref()).record(conn)?;
                         Ok(())
                     })
                     .await?;
@@ -165,18 +161,10 @@ impl Grants {
             .run(move |conn| {
                 throttle::clear(conn, &name)?;
                 refresh::start_family(conn, &family, &first)?;
-                let detail = serde_json::json!({"client_id": client}).to_string();
-                audit::record(
-                    conn,
-                    &NewEvent {
-                        at: now(),
-                        event: "login_ok",
-                        actor: Some(&name),
-                        subject: Some(&name),
-                        source: source.as_deref(),
-                        detail: Some(&detail),
-                    },
-                )?;
+                Event::new("login_ok", Some(&name), source.as_deref())
+                    .by(name.as_str())
+                    .with(serde_json::json!({"client_id": client}))
+                    .record(conn)?;
                 Ok(())
             })
             .await?;
@@ -216,21 +204,13 @@ impl Grants {
             Rotation::Rotated { family, user } => (family, user),
             Rotation::Reused { family_id, user_id } => {
                 tracing::warn!(%family_id, %user_id, "refresh token reuse: family revoked");
-                let detail =
-                    serde_json::json!({"family_id": family_id, "user_id": user_id}).to_string();
+                let detail = serde_json::json!({"family_id": family_id, "user_id": user_id});
                 self.db
                     .run(move |conn| {
                         let username = users::find_by_id(conn, &user_id)?.map(|u| u.username);
-                        audit::record(
-                            conn,
-                            &NewEvent {
-                                at: now(),
-                                event: "refresh_reuse",
-                                subject: username.as_deref(),
-                                detail: Some(&detail),
-                                ..Default::default()
-                            },
-                        )?;
+                        Event::new("refresh_reuse", username.as_deref(), None)
+                            .with(detail)
+                            .record(conn)?;
                         Ok(())
                     })
                     .await?;
@@ -267,28 +247,8 @@ impl Grants {
         })
     }
 
-    async fn audit(
-        &self,
-        event: &'static str,
-        username: &Username,
-        source: Option<String>,
-    ) -> anyhow::Result<()> {
-        let name = username.as_str().to_owned();
-        self.db
-            .run(move |conn| {
-                audit::record(
-                    conn,
-                    &NewEvent {
-                        at: now(),
-                        event,
-                        subject: Some(&name),
-                        source: source.as_deref(),
-                        ..Default::default()
-                    },
-                )?;
-                Ok(())
-            })
-            .await
+    async fn audit(&self, event: Event) -> anyhow::Result<()> {
+        self.db.run(move |conn| Ok(event.record(conn)?)).await
     }
 
     /// A machine login: an RFC 7523 assertion, or the asymmetric-jwt-auth form. Returns an
@@ -328,25 +288,12 @@ impl Grants {
             Ok(ok) => ok,
             Err(e) => return Err(self.machine_failed(Some(&username), e, source).await),
         };
-        let detail =
-            serde_json::json!({"form": format!("{form:?}"), "key": fingerprint}).to_string();
-        let name = user.username.clone();
-        self.db
-            .run(move |conn| {
-                audit::record(
-                    conn,
-                    &NewEvent {
-                        at: now(),
-                        event: "machine_login_ok",
-                        actor: Some(&name),
-                        subject: Some(&name),
-                        source: source.as_deref(),
-                        detail: Some(&detail),
-                    },
-                )?;
-                Ok(())
-            })
-            .await?;
+        self.audit(
+            Event::new("machine_login_ok", Some(&user.username), source.as_deref())
+                .by(user.username.as_str())
+                .with(serde_json::json!({"form": format!("{form:?}"), "key": fingerprint})),
+        )
+        .await?;
         let (access_token, expires_in) =
             self.mint(&user, &user.username, &scope, &self.settings.audience)?;
         Ok(Issued {
@@ -368,25 +315,13 @@ impl Grants {
             MachineError::Internal(e) => return GrantError::Internal(e),
         };
         tracing::warn!(?username, %reason, "machine login failed");
-        let name = username.map(|u| u.as_str().to_owned());
-        let detail = serde_json::json!({"reason": reason}).to_string();
-        let logged = self
-            .db
-            .run(move |conn| {
-                audit::record(
-                    conn,
-                    &NewEvent {
-                        at: now(),
-                        event: "machine_login_failed",
-                        subject: name.as_deref(),
-                        source: source.as_deref(),
-                        detail: Some(&detail),
-                        ..Default::default()
-                    },
-                )?;
-                Ok(())
-            })
-            .await;
+        let event = Event::new(
+            "machine_login_failed",
+            username.map(Username::as_str),
+            source.as_deref(),
+        )
+        .with(serde_json::json!({"reason": reason}));
+        let logged = self.audit(event).await;
         match logged {
             Ok(()) => GrantError::Rejected(reason),
             Err(e) => GrantError::Internal(e),

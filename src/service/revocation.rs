@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::crypto::jwt::AccessClaims;
-use crate::db::audit::{self, NewEvent};
+use crate::db::audit::Event;
 use crate::db::{Db, DbConn, now, refresh, revocations, users};
 use crate::domain::RefreshToken;
 use crate::service::keyring::KeyStore;
@@ -60,15 +60,8 @@ impl Revocations {
                     let t = now();
                     let revoked = refresh::revoke_family_of(conn, &hash, "logout", t)?;
                     if revoked {
-                        audit::record(
-                            conn,
-                            &NewEvent {
-                                at: t,
-                                event: "refresh_token_revoked",
-                                source: source.as_deref(),
-                                ..Default::default()
-                            },
-                        )?;
+                        Event::new("refresh_token_revoked", None, source.as_deref())
+                            .record(conn)?;
                     }
                     Ok(revoked)
                 })
@@ -82,18 +75,13 @@ impl Revocations {
             .run(move |conn| {
                 let t = now();
                 revocations::deny(conn, &claims.jti, claims.exp, t)?;
-                let detail = json!({"jti": claims.jti}).to_string();
-                audit::record(
-                    conn,
-                    &NewEvent {
-                        at: t,
-                        event: "access_token_revoked",
-                        subject: Some(&claims.username),
-                        source: source.as_deref(),
-                        detail: Some(&detail),
-                        ..Default::default()
-                    },
-                )?;
+                Event::new(
+                    "access_token_revoked",
+                    Some(&claims.username),
+                    source.as_deref(),
+                )
+                .with(json!({"jti": claims.jti}))
+                .record(conn)?;
                 Ok(true)
             })
             .await

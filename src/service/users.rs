@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::db::audit::{self, NewEvent};
+use crate::db::audit::Event;
 use crate::db::users::{self, NewUser, UserRow};
 use crate::db::{DbConn, is_unique_violation, now, refresh, write_tx};
 use crate::domain::{Roles, Username};
@@ -48,18 +48,10 @@ pub fn create(
     };
     let result = write_tx(conn, |conn| {
         users::insert(conn, &new)?;
-        let detail = json!({"roles": stored_roles}).to_string();
-        audit::record(
-            conn,
-            &NewEvent {
-                at: t,
-                event: "user_created",
-                actor,
-                subject: Some(username.as_str()),
-                detail: Some(&detail),
-                ..Default::default()
-            },
-        )
+        Event::new("user_created", Some(username.as_str()), None)
+            .by(actor)
+            .with(json!({"roles": stored_roles}))
+            .record(conn)
     });
     match result {
         Ok(()) => users::find_by_id(conn, &id)
@@ -88,19 +80,11 @@ pub fn disable(conn: &mut DbConn, username: &str, actor: Option<&str>) -> Result
             .ok_or_else(|| UserError::NotFound(username.to_owned()))?;
         let revoked = refresh::revoke_user_families(conn, &user_id, "user disabled", t)
             .context("revoking the user's refresh tokens")?;
-        let detail = json!({"revoked_families": revoked}).to_string();
-        audit::record(
-            conn,
-            &NewEvent {
-                at: t,
-                event: "user_disabled",
-                actor,
-                subject: Some(username),
-                detail: Some(&detail),
-                ..Default::default()
-            },
-        )
-        .context("auditing")?;
+        Event::new("user_disabled", Some(username), None)
+            .by(actor)
+            .with(json!({"revoked_families": revoked}))
+            .record(conn)
+            .context("auditing")?;
         Ok(revoked)
     })
 }
