@@ -74,6 +74,7 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
         db,
         keys,
         settings,
+        metrics: Default::default(),
     })
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod params;
 pub mod revocation;
 pub mod token;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub revocations: Revocations,
     /// The resolved configuration.
     pub settings: Arc<Settings>,
+    /// Counters for `/metrics`.
+    pub metrics: metrics::Metrics,
 }
 
 /// Registers every route.
@@ -80,6 +83,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/admin/audit").route(web::get().to(admin::audit_log)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(metrics::metrics)))
         .default_service(web::to(not_found));
 }
 
@@ -129,7 +133,12 @@ pub async fn request_log(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let start = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let mut resp = next.call(req).await?;
+    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    if let Some(state) = state {
+        state.metrics.response(resp.status().as_u16(), micros);
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut()
             .insert(header::HeaderName::from_static("x-request-id"), v);
@@ -139,7 +148,7 @@ pub async fn request_log(
         %method,
         path,
         status = resp.status().as_u16(),
-        micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        micros,
         "request"
     );
     Ok(resp)

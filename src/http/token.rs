@@ -41,7 +41,20 @@ pub async fn token(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::from_body(&req, payload).await?;
-    let client_id = client_id(&req, &params)?;
+    let result = grant(&req, &params, &state).await;
+    let outcome = result.as_ref().map_or_else(ApiError::code, |_| "ok");
+    state
+        .metrics
+        .token_request(params.optional("grant_type"), outcome);
+    result
+}
+
+async fn grant(
+    req: &HttpRequest,
+    params: &Params,
+    state: &web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let client_id = client_id(req, params)?;
     let issued = match params.required("grant_type")? {
         "password" => {
             let username = params.required("username")?;
@@ -87,7 +100,7 @@ pub async fn token(
                 .await?
         }
         "client_credentials" => {
-            let assertion = jwt_authorization(&req).ok_or_else(|| {
+            let assertion = jwt_authorization(req).ok_or_else(|| {
                 ApiError::InvalidClient(
                     "client_credentials needs the assertion in an Authorization: JWT header".into(),
                 )

@@ -172,3 +172,42 @@ async fn cors_headers_only_for_configured_origins(backend: Backend) {
             .contains("POST")
     );
 }
+
+both_backends!(metrics_count_responses_token_outcomes_and_keys);
+
+async fn metrics_count_responses_token_outcomes_and_keys(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    app.login_admin().await;
+    app.login("admin", "wrong password").await;
+    app.post_token(&[("grant_type", "implicit")]).await;
+    app.post_token(&[("grant_type", "x".repeat(500).as_str())])
+        .await;
+    app.get("/nope").await;
+    let resp = app.get("/metrics").await;
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = resp.text();
+    for line in [
+        "jwt_issuer_up 1",
+        "jwt_issuer_token_requests_total{grant_type=\"password\",outcome=\"ok\"} 1",
+        "jwt_issuer_token_requests_total{grant_type=\"password\",outcome=\"invalid_grant\"} 1",
+        "jwt_issuer_token_requests_total{grant_type=\"other\",outcome=\"unsupported_grant_type\"} 2",
+        "jwt_issuer_http_responses_total{status=\"404\"} 1",
+        "jwt_issuer_published_keys{state=\"active\"} 1",
+        "jwt_issuer_published_keys{state=\"next\"} 6",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains(&"x".repeat(500)),
+        "client input never becomes a label"
+    );
+    assert!(!text.contains(&app.admin_password()));
+}
