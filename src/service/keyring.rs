@@ -136,10 +136,10 @@ impl KeyRing {
     }
 
     /// The (kid, state) pairs published, to tell whether the stored keys changed.
-    fn fingerprint(&self) -> Vec<(String, KeyState)> {
+    fn fingerprint(&self) -> Vec<(&str, &'static str)> {
         self.published
             .iter()
-            .map(|k| (k.kid.clone(), k.state))
+            .map(|k| (k.kid.as_str(), k.state.as_str()))
             .collect()
     }
 
@@ -192,6 +192,15 @@ impl KeyStore {
         let t = now();
         let rows = keys::published(conn, t - retired_grace(&self.settings))?;
         let current = self.current();
+        // Compare the stored (kid, state) pairs first: most seconds nothing changed, and then
+        // nothing is parsed or serialised.
+        let stored: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.kid.as_str(), r.state.as_str()))
+            .collect();
+        if stored == current.fingerprint() {
+            return Ok(false);
+        }
         let ring = KeyRing::build(
             &rows,
             &self.kek,
