@@ -11,7 +11,9 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
-use jwt_issuer::crypto::jwt::{self, AccessClaims, VerificationKey, Verifier};
+use jwt_issuer::crypto::jwt::{
+    self, ACCESS_TOKEN_TYPE, AccessClaims, Audiences, VerificationKey, Verifier,
+};
 use jwt_issuer::crypto::signing::{Alg, SigningKey};
 
 const ISSUER: &str = "https://auth.example.com";
@@ -21,15 +23,16 @@ fn claims() -> AccessClaims {
     AccessClaims {
         iss: ISSUER.into(),
         sub: uuid::Uuid::new_v4().to_string(),
-        aud: ISSUER.into(),
+        aud: Audiences::new(vec![ISSUER.into()]).unwrap(),
         exp: now + 300,
         iat: now,
         nbf: now,
         jti: uuid::Uuid::new_v4().to_string(),
         client_id: "spa-frontend".into(),
         scope: "read write".into(),
-        username: "alice@example.com".into(),
+        username: Some("alice@example.com".into()),
         roles: vec!["user".into(), "reader".into()],
+        token_type: ACCESS_TOKEN_TYPE.into(),
     }
 }
 

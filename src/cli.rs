@@ -5,16 +5,20 @@ use std::io::BufRead as _;
 
 use anyhow::{Context as _, bail};
 
-use crate::config::{KeyCommand, Options, UserCommand, UserKeyCommand};
+use crate::config::{
+    ClientCommand, KeyCommand, Options, ScopeCommand, Settings, UserCommand, UserKeyCommand,
+};
 use crate::crypto::client_key::parse_client_key;
 use crate::crypto::import::parse_private_key;
 use crate::crypto::kek::Kek;
 use crate::crypto::signing::Alg;
 use crate::db::Db;
-use crate::domain::{Password, Roles, Username};
+use crate::domain::{ClientSecret, Password, Roles, Username};
+use crate::service::clients::{self, ClientChange, ClientView, SecretChoice};
 use crate::service::keys::{self, Lookahead, ensure_signing_keys};
 use crate::service::machine;
 use crate::service::passwords::hash_blocking;
+use crate::service::registry::OwnAudiences;
 use crate::service::users;
 
 /// `migrate`.
@@ -96,20 +100,25 @@ pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
     }
 }
 
-fn read_password() -> anyhow::Result<Password> {
+/// The first line of stdin, without its line ending.
+fn read_stdin_line(what: &str) -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .context("reading the password from stdin")?;
+        .with_context(|| format!("reading the {what} from stdin"))?;
     let line = line.strip_suffix('\n').unwrap_or(&line);
-    let line = line.strip_suffix('\r').unwrap_or(line);
+    Ok(line.strip_suffix('\r').unwrap_or(line).to_owned())
+}
+
+fn read_password() -> anyhow::Result<Password> {
+    let line = read_stdin_line("password")?;
     if line.is_empty() {
         bail!(
             "no password on stdin (pipe it in, e.g. `printf '%s' \"$PW\" | jwt-issuer user add NAME --password-stdin`)"
         );
     }
-    Password::for_new_user(line).map_err(anyhow::Error::msg)
+    Password::for_new_user(&line).map_err(anyhow::Error::msg)
 }
 
 fn add_user(
@@ -186,6 +195,174 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The issuer's own audiences, as `serve` with the same options would resolve them.
+fn own_audiences(options: &Options) -> OwnAudiences {
+    OwnAudiences::of(&Settings::resolve(options, options.bind))
+}
+
+fn print_client(view: &ClientView) {
+    let kind = if view.confidential {
+        "confidential"
+    } else {
+        "public"
+    };
+    let defaults = if view.default_audiences {
+        "  (the issuer's defaults)"
+    } else {
+        ""
+    };
+    println!("client {} ({kind})", view.client_id);
+    println!("  audiences:   {}{defaults}", view.audiences.join(" "));
+    println!("  scopes:      {}", view.scopes.join(" "));
+    println!("  grant types: {}", view.grant_types.join(" "));
+    println!("  created:     {}", view.created_at);
+    println!("  updated:     {}", view.updated_at);
+}
+
+/// `client …`.
+pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
+    let own = own_audiences(options);
+    match command {
+        ClientCommand::Add {
+            id,
+            secret_stdin,
+            generate_secret,
+            scopes,
+            grants,
+        } => {
+            let secret = if secret_stdin {
+                let line = read_stdin_line("client secret")?;
+                SecretChoice::Supplied(ClientSecret::parse_new(&line).map_err(anyhow::Error::msg)?)
+            } else if generate_secret {
+                SecretChoice::Generate
+            } else {
+                SecretChoice::Public
+            };
+            // `--audience` from the environment is the issuer's default, not this client's.
+            let audiences = if options.audience_from_command_line {
+                options.audience.clone()
+            } else {
+                Vec::new()
+            };
+            let change = ClientChange {
+                secret: None,
+                audiences: Some(audiences),
+                scopes: Some(scopes),
+                grants: (!grants.is_empty()).then(|| grants.iter().map(|g| g.0).collect()),
+            };
+            let db = Db::open(&options.database)?;
+            let mut conn = db.conn()?;
+            let view = clients::add(&mut conn, &id, secret, change, &own, Some("cli"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            print_client(&view);
+            if let Some(secret) = &view.client_secret {
+                println!("client_secret: {secret}");
+                println!("  (shown once: store it now; only its hash is kept)");
+            }
+            Ok(())
+        }
+        ClientCommand::List => {
+            let db = Db::open(&options.database)?;
+            let mut conn = db.conn()?;
+            let registry = clients::read_registry(&mut conn, &own)?;
+            println!(
+                "{:<24}  {:<12}  {:<40}  {:<40}  scopes",
+                "client_id", "kind", "grant types", "audiences"
+            );
+            for c in registry.clients() {
+                let v = ClientView::of(&c);
+                let kind = if v.confidential {
+                    "confidential"
+                } else {
+                    "public"
+                };
+                println!(
+                    "{:<24}  {:<12}  {:<40}  {:<40}  {}",
+                    v.client_id,
+                    kind,
+                    v.grant_types.join(" "),
+                    v.audiences.join(" "),
+                    v.scopes.join(" ")
+                );
+            }
+            Ok(())
+        }
+        ClientCommand::Show { id } => {
+            let db = Db::open(&options.database)?;
+            let mut conn = db.conn()?;
+            let registry = clients::read_registry(&mut conn, &own)?;
+            let client = registry
+                .client(&id)
+                .ok_or_else(|| anyhow::anyhow!("no client {id}"))?;
+            print_client(&ClientView::of(&client));
+            Ok(())
+        }
+        ClientCommand::Remove { id } => {
+            let db = Db::open(&options.database)?;
+            let mut conn = db.conn()?;
+            clients::remove(&mut conn, &id, Some("cli")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("removed client {id}");
+            Ok(())
+        }
+    }
+}
+
+/// `scope …`.
+pub fn scope(options: &Options, command: ScopeCommand) -> anyhow::Result<()> {
+    let db = Db::open(&options.database)?;
+    let mut conn = db.conn()?;
+    match command {
+        ScopeCommand::Add {
+            name,
+            roles,
+            description,
+        } => {
+            let roles = Roles::new(roles);
+            let view = clients::add_scope(
+                &mut conn,
+                &name,
+                &roles,
+                description.as_deref().unwrap_or(""),
+                Some("cli"),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let gate = if view.roles.is_empty() {
+                "anyone".to_owned()
+            } else {
+                format!("roles [{}]", view.roles.join(" "))
+            };
+            println!("added scope {} for {gate}", view.name);
+            Ok(())
+        }
+        ScopeCommand::List => {
+            let registry = clients::read_registry(&mut conn, &own_audiences(options))?;
+            println!("{:<32}  {:<24}  description", "scope", "roles");
+            for s in registry.scopes() {
+                println!(
+                    "{:<32}  {:<24}  {}",
+                    s.name,
+                    s.roles.to_stored(),
+                    s.description
+                );
+            }
+            Ok(())
+        }
+        ScopeCommand::Remove { name } => {
+            let changed = clients::remove_scope(&mut conn, &name, Some("cli"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if changed.is_empty() {
+                println!("removed scope {name}");
+            } else {
+                println!(
+                    "removed scope {name} (also from clients: {})",
+                    changed.join(" ")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Opens the database and the key-encryption key, and makes sure signing keys exist.
 fn open_with_kek(options: &Options) -> anyhow::Result<(Db, Kek)> {
     let db = Db::open(&options.database)?;
@@ -206,9 +383,5 @@ fn lookahead(options: &Options) -> Lookahead {
 
 /// A unix time as RFC 3339 (UTC), or `-`.
 pub fn time(t: Option<i64>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-        .map_or_else(
-            || "-".to_owned(),
-            |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
+    crate::service::time::rfc3339_or_dash(t)
 }

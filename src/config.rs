@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::crypto::signing::Alg;
 use crate::db::DatabaseUrl;
-use crate::domain::{Audience, Role, Username};
+use crate::domain::{Audience, ClientId, GrantType, Role, ScopeName, Username};
 
 /// jwt-issuer: log users in, mint short-lived signed tokens, publish the keys to verify them.
 #[derive(Parser, Debug)]
@@ -19,6 +19,40 @@ pub struct Cli {
     pub options: Options,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments; a bad value exits with status 2 naming the option.
+    /// `--audience` is the one option that may repeat, and only on the command line of
+    /// `client add`, where it lists the client's audiences.
+    pub fn parse_args() -> Self {
+        let matches = Self::command().get_matches();
+        let mut cli = match Self::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        };
+        let from_command_line = matches
+            .subcommand()
+            .and_then(|(_, sub)| {
+                sub.subcommand()
+                    .map_or(sub.value_source("audience"), |(_, leaf)| {
+                        leaf.value_source("audience")
+                    })
+            })
+            .or_else(|| matches.value_source("audience"))
+            == Some(clap::parser::ValueSource::CommandLine);
+        cli.options.audience_from_command_line = from_command_line;
+        let is_client_add = matches!(cli.command, Command::Client(ClientCommand::Add { .. }));
+        if cli.options.audience.len() > 1 && !is_client_add {
+            Self::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--audience <AUD>: give one default audience (it repeats only for `client add`)",
+                )
+                .exit();
+        }
+        cli
+    }
 }
 
 /// Options shared by every subcommand; accepted before or after the subcommand's arguments.
@@ -68,9 +102,15 @@ pub struct Options {
           default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(60..=31_536_000))]
     pub refresh_ttl: u32,
 
-    /// Default `aud` of access tokens [default: the issuer URL]
-    #[arg(long, env = "ISSUER_AUDIENCE", global = true, value_name = "AUD", value_parser = Audience::parse)]
-    pub audience: Option<Audience>,
+    /// Default `aud` of access tokens [default: the issuer URL]. With `client add`, repeatable:
+    /// the client's audiences, in order (the first is its default).
+    #[arg(long, env = "ISSUER_AUDIENCE", global = true, value_name = "AUD", value_parser = Audience::parse,
+          action = ArgAction::Append)]
+    pub audience: Vec<Audience>,
+
+    /// Whether `--audience` came from the command line (not the environment).
+    #[arg(skip)]
+    pub audience_from_command_line: bool,
 
     /// Browser origin allowed to call the API (repeatable; the variable is comma-separated).
     #[arg(long = "cors-origin", env = "ISSUER_CORS_ORIGINS", global = true, value_name = "ORIGIN",
@@ -101,6 +141,91 @@ pub enum Command {
     /// Inspect signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage registered clients: what each may ask for.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage registered scopes and the roles they need.
+    #[command(subcommand)]
+    Scope(ScopeCommand),
+}
+
+/// `client` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register a client. Give `--audience AUD` (repeatable, in order: the first is the
+    /// default) for its audiences [default: the issuer's --audience].
+    Add {
+        /// The client id (1-128 characters of letters, digits, '.', '_', '~', ':', '@', '-').
+        #[arg(value_parser = ClientId::parse)]
+        id: ClientId,
+        /// Confidential, with the secret read from stdin (32-256 visible characters).
+        #[arg(long = "secret-stdin", conflicts_with = "generate_secret")]
+        secret_stdin: bool,
+        /// Confidential, with a secret generated now (256 bits) and printed once.
+        #[arg(long = "generate-secret")]
+        generate_secret: bool,
+        /// A scope it may request (repeatable; `*` for every registered scope).
+        #[arg(long = "scope", value_name = "SCOPE", value_parser = parse_allowed_scope)]
+        scopes: Vec<String>,
+        /// A grant type it may use (repeatable) [default: password and refresh_token for a
+        /// public client, client_credentials for a confidential one].
+        #[arg(long = "grant", value_name = "GRANT", value_parser = clap::value_parser!(GrantTypeArg))]
+        grants: Vec<GrantTypeArg>,
+    },
+    /// List clients.
+    List,
+    /// Show one client.
+    Show {
+        /// The client id.
+        id: String,
+    },
+    /// Remove a client (not `default`); its refresh tokens stop working.
+    Remove {
+        /// The client id.
+        id: String,
+    },
+}
+
+/// A `--grant` value.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantTypeArg(pub GrantType);
+
+impl std::str::FromStr for GrantTypeArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse().map(Self)
+    }
+}
+
+fn parse_allowed_scope(s: &str) -> Result<String, String> {
+    if s == ScopeName::ANY {
+        return Ok(s.to_owned());
+    }
+    ScopeName::parse(s).map(|n| n.as_str().to_owned())
+}
+
+/// `scope` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ScopeCommand {
+    /// Register a scope; with `--role`, only users holding one of the roles get it.
+    Add {
+        /// The scope name (1-64 characters of letters, digits, '_', '.', ':', '-').
+        #[arg(value_parser = ScopeName::parse)]
+        name: ScopeName,
+        /// A role that grants it (repeatable).
+        #[arg(long = "role", value_name = "ROLE", value_parser = Role::parse)]
+        roles: Vec<Role>,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List scopes.
+    List,
+    /// Remove a scope, also from every client that lists it.
+    Remove {
+        /// The scope name.
+        name: String,
+    },
 }
 
 /// `user` subcommands.
@@ -240,7 +365,7 @@ impl Settings {
             .unwrap_or_else(|| format!("http://{bound}"));
         let audience = options
             .audience
-            .as_ref()
+            .first()
             .map_or_else(|| issuer.clone(), |a| a.as_str().to_owned());
         Self {
             issuer,
@@ -253,6 +378,17 @@ impl Settings {
             keys_dir: options.keys_dir.clone(),
             cors_origins: options.cors_origins.clone(),
         }
+    }
+
+    /// The audience of this issuer's admin API (RFC 8725 §3.9: our own API is its own
+    /// audience, so a token minted for a resource server never opens it).
+    pub fn admin_audience(&self) -> String {
+        format!("{}/admin", self.issuer)
+    }
+
+    /// The audience of the introspection endpoint.
+    pub fn introspect_audience(&self) -> String {
+        format!("{}/introspect", self.issuer)
     }
 
     /// The token endpoint's URL.

@@ -2,13 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use jwt_issuer::config::{Cli, Command};
 use jwt_issuer::{cli, startup::Application};
 
 fn main() -> ExitCode {
     // Bad options exit with status 2 and a message naming the option, before any I/O.
-    let args = Cli::parse();
+    let args = Cli::parse_args();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -21,6 +20,8 @@ fn main() -> ExitCode {
         Command::Migrate => cli::migrate(&args.options),
         Command::User(c) => cli::user(&args.options, c),
         Command::Key(c) => cli::key(&args.options, c),
+        Command::Client(c) => cli::client(&args.options, c),
+        Command::Scope(c) => cli::scope(&args.options, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

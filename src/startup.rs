@@ -19,6 +19,7 @@ use crate::http::{self, AppState};
 use crate::service::grants::Grants;
 use crate::service::keyring::{self, KeyStore};
 use crate::service::keys::{Lookahead, ensure_signing_keys};
+use crate::service::registry::{self, OwnAudiences, RegistryStore};
 use crate::service::revocation::Revocations;
 use crate::service::{bootstrap, maintenance, passwords::PasswordHasher};
 
@@ -46,6 +47,13 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
             "Created user 'admin' (role admin); its password is in {}",
             path.display()
         );
+        // The admin API accepts only tokens for its own audience (contract §3).
+        println!(
+            "Get a token for the admin API with:\n  curl -s {}/oauth/token -d grant_type=password -d username=admin --data-urlencode \"password=$(cat {})\" -d audience={}",
+            settings.issuer,
+            path.display(),
+            settings.admin_audience()
+        );
     }
     if settings
         .rotate_every
@@ -57,6 +65,7 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
         );
     }
     let keys = Arc::new(KeyStore::load(&mut conn, kek, settings.clone())?);
+    let registry = Arc::new(RegistryStore::load(&mut conn, OwnAudiences::of(&settings))?);
     drop(conn);
     let settings = Arc::new(settings);
     let hasher = PasswordHasher::new(PasswordHasher::default_permits())?;
@@ -64,15 +73,18 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
         revocations: Revocations {
             db: db.clone(),
             keys: keys.clone(),
+            registry: registry.clone(),
         },
         grants: Grants {
             db: db.clone(),
             keys: keys.clone(),
             hasher,
             settings: settings.clone(),
+            registry: registry.clone(),
         },
         db,
         keys,
+        registry,
         settings,
         metrics: Default::default(),
     })
@@ -115,6 +127,10 @@ impl Application {
             self.state.db.clone(),
             self.state.keys.clone(),
         ));
+        let registry_watcher = actix_web::rt::spawn(registry::watch(
+            self.state.db.clone(),
+            self.state.registry.clone(),
+        ));
         let settings = &self.state.settings;
         let purger = actix_web::rt::spawn(maintenance::run(
             self.state.db.clone(),
@@ -123,6 +139,7 @@ impl Application {
         ));
         let result = self.server.await;
         watcher.abort();
+        registry_watcher.abort();
         purger.abort();
         result
     }
@@ -130,7 +147,7 @@ impl Application {
 
 fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
+        .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

@@ -9,13 +9,71 @@ use serde::{Deserialize, Serialize};
 use super::b64url;
 use super::signing::{Alg, SigningKey};
 
+/// The `aud` claim: one or more audiences, a string when it holds one (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audiences(Vec<String>);
+
+impl Audiences {
+    /// The audiences, in order. An empty list is not an audience claim.
+    pub fn new(audiences: Vec<String>) -> Option<Self> {
+        (!audiences.is_empty()).then_some(Self(audiences))
+    }
+
+    /// Each audience.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// Whether `audience` is one of them.
+    pub fn contains(&self, audience: &str) -> bool {
+        self.0.iter().any(|a| a == audience)
+    }
+
+    /// The audiences as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.0.clone()
+    }
+}
+
+impl Serialize for Audiences {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audiences {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Aud {
+            One(String),
+            Many(Vec<String>),
+        }
+        let list = match Aud::deserialize(d)? {
+            Aud::One(a) => vec![a],
+            Aud::Many(list) => list,
+        };
+        Self::new(list).ok_or_else(|| serde::de::Error::custom("aud is empty"))
+    }
+}
+
+/// The `token_type` claim of access tokens: what djangorestframework-simplejwt checks.
+pub const ACCESS_TOKEN_TYPE: &str = "access";
+
+fn access_token_type() -> String {
+    ACCESS_TOKEN_TYPE.to_owned()
+}
+
 /// The claims of every access token, in the contract's order.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct AccessClaims {
     pub iss: String,
-    /// The user's stable id (a UUID).
+    /// The user's stable id (a UUID), or the client id of a `client_credentials` token.
     pub sub: String,
-    pub aud: String,
+    pub aud: Audiences,
     pub exp: i64,
     pub iat: i64,
     pub nbf: i64,
@@ -23,8 +81,14 @@ pub struct AccessClaims {
     pub client_id: String,
     /// Space-separated; may be empty.
     pub scope: String,
-    pub username: String,
+    /// The user's name; absent from a client's own (`client_credentials`) token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default)]
     pub roles: Vec<String>,
+    /// Always [`ACCESS_TOKEN_TYPE`].
+    #[serde(default = "access_token_type")]
+    pub token_type: String,
 }
 
 /// Encodes and signs `claims` as a compact JWS with `key`'s precomputed header.
@@ -53,6 +117,10 @@ pub enum VerifyError {
     Invalid,
     #[error("the token has expired")]
     Expired,
+    #[error("the token uses a critical header extension this issuer does not understand")]
+    UnknownCritical,
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
 }
 
 /// A published key ready to verify: its algorithm is fixed, so a token cannot choose another
@@ -104,6 +172,10 @@ impl Verifier {
         if !typ_ok {
             return Err(VerifyError::WrongType);
         }
+        // RFC 7515 §4.1.11: we understand no extension, so any `crit` is refused.
+        if header.crit.is_some() {
+            return Err(VerifyError::UnknownCritical);
+        }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
         let key = self.keys.get(&kid).ok_or(VerifyError::UnknownKey)?;
         if header.alg != key.alg.jsonwebtoken() {
@@ -118,12 +190,17 @@ impl Verifier {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
                 _ => VerifyError::Invalid,
-            })
+            })?;
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+        if claims.iat > now.saturating_add_unsigned(self.leeway) {
+            return Err(VerifyError::IssuedInFuture);
+        }
+        Ok(claims)
     }
 }
 
@@ -135,15 +212,16 @@ mod tests {
         AccessClaims {
             iss: "http://issuer".into(),
             sub: "8d3f0d8e-0000-4000-8000-000000000000".into(),
-            aud: "http://issuer".into(),
+            aud: Audiences::new(vec!["http://issuer".into()]).unwrap(),
             exp: now + 300,
             iat: now,
             nbf: now,
             jti: "j1".into(),
-            client_id: "jwt-issuer".into(),
+            client_id: "default".into(),
             scope: String::new(),
-            username: "alice".into(),
+            username: Some("alice".into()),
             roles: vec!["admin".into()],
+            token_type: ACCESS_TOKEN_TYPE.into(),
         }
     }
 
@@ -202,5 +280,82 @@ mod tests {
             v.verify("garbage", &["http://issuer"]),
             Err(VerifyError::Malformed)
         );
+    }
+
+    /// Signs `claims` under a header we choose (what a forger with our key could send).
+    fn sign_with_header(
+        key: &SigningKey,
+        header: serde_json::Value,
+        claims: &AccessClaims,
+    ) -> String {
+        let mut token = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(&serde_json::to_vec(claims).unwrap())
+        );
+        let signature = key.sign(token.as_bytes()).unwrap();
+        token.push('.');
+        token.push_str(&b64url(&signature));
+        token
+    }
+
+    #[test]
+    fn refuses_unknown_crit_and_iat_in_the_future() {
+        let now = chrono::Utc::now().timestamp();
+        let (key, _) = SigningKey::generate(Alg::ES256).unwrap();
+        let v = verifier_for(&key);
+        let header = |extra: serde_json::Value| {
+            let mut h = serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": key.kid()});
+            h.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            h
+        };
+        let plain = sign_with_header(&key, header(serde_json::json!({})), &claims(now));
+        assert!(v.verify(&plain, &["http://issuer"]).is_ok());
+        let crit = sign_with_header(
+            &key,
+            header(serde_json::json!({"crit": ["exp-policy"], "exp-policy": 1})),
+            &claims(now),
+        );
+        assert_eq!(
+            v.verify(&crit, &["http://issuer"]),
+            Err(VerifyError::UnknownCritical)
+        );
+        let mut future = claims(now);
+        future.iat = now + 600;
+        let future = sign_with_header(&key, header(serde_json::json!({})), &future);
+        assert_eq!(
+            v.verify(&future, &["http://issuer"]),
+            Err(VerifyError::IssuedInFuture)
+        );
+        let mut skewed = claims(now);
+        skewed.iat = now + 3;
+        let skewed = sign_with_header(&key, header(serde_json::json!({})), &skewed);
+        assert!(
+            v.verify(&skewed, &["http://issuer"]).is_ok(),
+            "within the leeway"
+        );
+    }
+
+    #[test]
+    fn aud_is_a_string_for_one_and_an_array_for_several() {
+        let one = Audiences::new(vec!["a".into()]).unwrap();
+        assert_eq!(serde_json::to_value(&one).unwrap(), serde_json::json!("a"));
+        let two = Audiences::new(vec!["a".into(), "b".into()]).unwrap();
+        assert_eq!(
+            serde_json::to_value(&two).unwrap(),
+            serde_json::json!(["a", "b"])
+        );
+        assert_eq!(
+            serde_json::from_value::<Audiences>(serde_json::json!("a")).unwrap(),
+            one
+        );
+        assert_eq!(
+            serde_json::from_value::<Audiences>(serde_json::json!(["a", "b"])).unwrap(),
+            two
+        );
+        assert!(serde_json::from_value::<Audiences>(serde_json::json!([])).is_err());
+        assert!(Audiences::new(vec![]).is_none());
     }
 }

@@ -115,8 +115,7 @@ impl PublicKeyInfo {
     /// SHA-256 (hex) of the key's PEM text: the fingerprint of a registered machine key, and
     /// the `kid` the asymmetric-jwt-auth client sends.
     pub fn pem_sha256(&self) -> String {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.pem().as_bytes());
-        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        crate::domain::sha256_hex(self.pem().as_bytes())
     }
 
     /// The DER SubjectPublicKeyInfo.

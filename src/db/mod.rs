@@ -8,6 +8,7 @@ pub mod audit;
 pub mod client_keys;
 pub mod keys;
 pub mod refresh;
+pub mod registry;
 pub mod revocations;
 pub mod schema;
 pub mod throttle;

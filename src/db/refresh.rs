@@ -1,6 +1,6 @@
 //! The `refresh_families` and `refresh_tokens` tables: issuing, rotating and burning refresh
-//! tokens. Rotation is decided by one conditional `UPDATE`, so two requests presenting the same
-//! token — on one instance or several sharing a database — cannot both win.
+//! tokens. Rotation is decided by one conditional `UPDATE` ([`claim`]), so two requests
+//! presenting the same token — on one instance or several sharing a database — cannot both win.
 
 use diesel::prelude::*;
 
@@ -64,75 +64,52 @@ pub fn start_family(conn: &mut DbConn, family: &FamilyRow, token: &TokenRow) -> 
     })
 }
 
-/// Rotates the token whose hash is `old_hash`: marks it used and stores `new` in its family,
-/// or reports why not. A reused token revokes its family in the same transaction.
-pub fn rotate(
+/// The token whose hash is `token_hash`, with its family and user, whatever their state.
+pub fn find(
     conn: &mut DbConn,
-    old_hash: &str,
-    new_hash: &str,
-    new_expires_at: i64,
-    now: i64,
-) -> QueryResult<Rotation> {
-    write_tx(conn, |conn| {
-        // The claim: only one transaction can flip used_at from NULL.
-        let claimed = diesel::update(
-            refresh_tokens::table
-                .filter(refresh_tokens::token_hash.eq(old_hash))
-                .filter(refresh_tokens::used_at.is_null())
-                .filter(refresh_tokens::expires_at.gt(now)),
-        )
-        .set(refresh_tokens::used_at.eq(now))
-        .execute(conn)?;
-
-        let Some(token) = refresh_tokens::table
-            .find(old_hash)
-            .select(TokenRow::as_select())
-            .first(conn)
-            .optional()?
-        else {
-            return Ok(Rotation::Unknown);
-        };
-        let (family, user): (FamilyRow, UserRow) = refresh_families::table
-            .inner_join(users::table)
-            .filter(refresh_families::id.eq(&token.family_id))
-            .select((FamilyRow::as_select(), UserRow::as_select()))
-            .first(conn)?;
-
-        if claimed == 0 {
-            if token.used_at.is_some() {
-                revoke_family_in_tx(conn, &family.id, "reuse", now)?;
-                return Ok(Rotation::Reused {
-                    family_id: family.id,
-                    user_id: family.user_id,
-                });
-            }
-            return Ok(Rotation::Expired);
-        }
-        if family.revoked_at.is_some() || user.disabled {
-            return Ok(Rotation::Revoked);
-        }
-        diesel::insert_into(refresh_tokens::table)
-            .values(&TokenRow {
-                token_hash: new_hash.to_owned(),
-                family_id: family.id.clone(),
-                created_at: now,
-                expires_at: new_expires_at,
-                used_at: None,
-            })
-            .execute(conn)?;
-        Ok(Rotation::Rotated {
-            family: Box::new(family),
-            user: Box::new(user),
-        })
-    })
+    token_hash: &str,
+) -> QueryResult<Option<(TokenRow, FamilyRow, UserRow)>> {
+    refresh_tokens::table
+        .inner_join(refresh_families::table.inner_join(users::table))
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select((
+            TokenRow::as_select(),
+            FamilyRow::as_select(),
+            UserRow::as_select(),
+        ))
+        .first(conn)
+        .optional()
 }
 
-fn revoke_family_in_tx(
+/// Marks a live token used. Only one transaction can flip `used_at` from NULL, on one instance
+/// or several sharing a database: the one that gets `true` rotates, any other lost the race.
+pub fn claim(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .filter(refresh_tokens::used_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(now)),
+    )
+    .set(refresh_tokens::used_at.eq(now))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Stores a family's next token.
+pub fn insert_token(conn: &mut DbConn, token: &TokenRow) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values(token)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Revokes one family (reuse, logout), unless it already was; returns whether it did.
+pub fn revoke_family(
     conn: &mut DbConn,
     family_id: &str,
     reason: &str,
     now: i64,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
     diesel::update(
         refresh_families::table
             .filter(refresh_families::id.eq(family_id))
@@ -143,7 +120,7 @@ fn revoke_family_in_tx(
         refresh_families::revoked_reason.eq(reason),
     ))
     .execute(conn)
-    .map(|_| ())
+    .map(|n| n > 0)
 }
 
 /// Revokes every live family of `user_id` (a disabled user, a logout everywhere); returns how
@@ -172,20 +149,12 @@ pub fn find_live(
     token_hash: &str,
     now: i64,
 ) -> QueryResult<Option<(TokenRow, FamilyRow, UserRow)>> {
-    refresh_tokens::table
-        .inner_join(refresh_families::table.inner_join(users::table))
-        .filter(refresh_tokens::token_hash.eq(token_hash))
-        .filter(refresh_tokens::used_at.is_null())
-        .filter(refresh_tokens::expires_at.gt(now))
-        .filter(refresh_families::revoked_at.is_null())
-        .filter(users::disabled.eq(false))
-        .select((
-            TokenRow::as_select(),
-            FamilyRow::as_select(),
-            UserRow::as_select(),
-        ))
-        .first(conn)
-        .optional()
+    Ok(find(conn, token_hash)?.filter(|(token, family, user)| {
+        token.used_at.is_none()
+            && token.expires_at > now
+            && family.revoked_at.is_none()
+            && !user.disabled
+    }))
 }
 
 /// Revokes the family of the token whose hash is `token_hash` (a logout). Returns whether a
@@ -205,17 +174,7 @@ pub fn revoke_family_of(
         else {
             return Ok(false);
         };
-        let n = diesel::update(
-            refresh_families::table
-                .filter(refresh_families::id.eq(&family_id))
-                .filter(refresh_families::revoked_at.is_null()),
-        )
-        .set((
-            refresh_families::revoked_at.eq(now),
-            refresh_families::revoked_reason.eq(reason),
-        ))
-        .execute(conn)?;
-        Ok(n > 0)
+        revoke_family(conn, &family_id, reason, now)
     })
 }
 

@@ -102,6 +102,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        confidential -> Bool,
+        secret_hash -> Nullable<Text>,
+        audiences -> Text,
+        scopes -> Text,
+        grant_types -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    scopes (name) {
+        name -> Text,
+        roles -> Text,
+        description -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(client_keys -> users (user_id));
 diesel::joinable!(refresh_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
@@ -116,4 +138,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_access_tokens,
     client_keys,
     assertion_replays,
+    clients,
+    scopes,
 );

@@ -10,9 +10,31 @@ mod roles;
 mod scope;
 mod username;
 
-pub use client::{Audience, ClientId};
+pub use client::{Audience, ClientId, ClientSecret, GrantType};
 pub use password::Password;
 pub use refresh_token::RefreshToken;
 pub use roles::{Role, Roles};
-pub use scope::Scope;
+pub use scope::{Scope, ScopeName};
 pub use username::Username;
+
+/// The hex SHA-256 of `bytes`: how refresh tokens and client secrets are stored.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+/// Whether `s` is 1 to `max` characters of `A-Z a-z 0-9 _ . : -`: the alphabet of role and
+/// scope names, safe in a URL path, a log line and a space-separated list.
+fn is_plain_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}

@@ -29,8 +29,7 @@ impl RefreshToken {
 
     /// The hex SHA-256 of the token, the form stored in the database.
     pub fn hash(&self) -> String {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.0.as_bytes());
-        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        super::sha256_hex(self.0.as_bytes())
     }
 
     /// The token itself, for the one response that hands it out.

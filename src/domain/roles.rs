@@ -7,14 +7,12 @@ pub struct Role(String);
 impl Role {
     /// The role that may use the admin endpoints.
     pub const ADMIN: &'static str = "admin";
+    /// The role that may introspect tokens.
+    pub const INTROSPECT: &'static str = "introspect";
 
     /// Parses one role name.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let valid = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-        if valid {
+        if super::is_plain_name(s, 64) {
             Ok(Self(s.to_owned()))
         } else {
             Err(format!(

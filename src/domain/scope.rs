@@ -1,5 +1,38 @@
 use std::fmt;
 
+/// The name of a registered scope: 1–64 characters of `A-Z a-z 0-9 _ . : -` (a strict subset
+/// of RFC 6749's scope-token, so it is safe in a URL path and a log line).
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ScopeName(String);
+
+impl ScopeName {
+    /// In a client's list of allowed scopes: every registered scope.
+    pub const ANY: &'static str = "*";
+
+    /// Parses a scope name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if super::is_plain_name(s, 64) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "invalid scope name {:?}: use 1-64 characters of letters, digits, '_', '.', ':', '-'",
+                s.chars().take(64).collect::<String>()
+            ))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ScopeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An OAuth scope (RFC 6749 §3.3): space-separated scope tokens, repeats dropped, order kept.
 /// May be empty.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
@@ -39,6 +72,16 @@ impl Scope {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The scope tokens, in order.
+    pub fn tokens(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// The tokens for which `keep` holds, in order.
+    pub fn filter(&self, mut keep: impl FnMut(&str) -> bool) -> Scope {
+        Scope(self.0.iter().filter(|t| keep(t)).cloned().collect())
+    }
 }
 
 impl fmt::Display for Scope {
@@ -58,6 +101,14 @@ mod tests {
         assert!(Scope::parse("read").unwrap().is_subset_of(&s));
         assert!(!Scope::parse("admin").unwrap().is_subset_of(&s));
         assert!(Scope::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn scope_names_are_strict() {
+        assert!(ScopeName::parse("payments:write").is_ok());
+        for bad in ["", "a b", "a\"b", "a/b", "*", &"s".repeat(65)] {
+            assert!(ScopeName::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Admin, Me};
 use super::error::ApiError;
 use super::params;
 use crate::cli::time;
 use crate::crypto::client_key::parse_client_key;
 use crate::crypto::signing::Alg;
 use crate::db::{audit, keys as key_rows, users as user_rows};
-use crate::domain::{Password, Role, Roles, Username};
+use crate::domain::{Password, Roles, Username};
 use crate::service::keys::{self, KeyError, Lookahead};
 use crate::service::machine::{self, RegistryError};
 use crate::service::users::{self, UserError};
@@ -38,10 +38,8 @@ impl From<UserError> for ApiError {
     }
 }
 
-const ADMIN: &[&str] = &[Role::ADMIN];
-
 /// `GET /me`: the caller's verified claims.
-pub async fn me(caller: Caller) -> HttpResponse {
+pub async fn me(caller: Me) -> HttpResponse {
     HttpResponse::Ok().json(&caller.claims)
 }
 
@@ -54,11 +52,10 @@ struct RotateBody {
 /// `POST /admin/keys/rotate`, optional body `{"alg": "ES256"}`.
 pub async fn rotate_keys(
     req: HttpRequest,
-    caller: Caller,
+    caller: Admin,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let body: RotateBody = params::optional_json(&req, payload)
         .await?
         .unwrap_or_default();
@@ -70,7 +67,7 @@ pub async fn rotate_keys(
     let fallback = state.settings.alg;
     let lookahead = Lookahead::for_schedule(state.settings.rotate_every);
     let store = state.keys.clone();
-    let actor = caller.claims.username.clone();
+    let actor = caller.actor();
     let rotated = state
         .db
         .run_typed(move |conn| -> Result<_, KeyError> {
@@ -112,10 +109,9 @@ fn opt_time(t: Option<i64>) -> Option<String> {
 
 /// `GET /admin/keys`: the rotation history, oldest first; never private material.
 pub async fn list_keys(
-    caller: Caller,
+    _caller: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let rows = state.db.run(|conn| Ok(key_rows::list(conn)?)).await?;
     let ring = state.keys.current();
     let keys: Vec<KeyView> = rows
@@ -136,16 +132,15 @@ pub async fn list_keys(
 
 /// `POST /admin/keys/{kid}/revoke`: unpublish now; if it was active, `next` takes over.
 pub async fn revoke_key(
-    caller: Caller,
+    caller: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let kid = path.into_inner();
     let store = state.keys.clone();
     let alg = state.settings.alg;
     let lookahead = Lookahead::for_schedule(state.settings.rotate_every);
-    let actor = caller.claims.username.clone();
+    let actor = caller.actor();
     let revoked = state
         .db
         .run_typed(move |conn| -> Result<_, KeyError> {
@@ -195,11 +190,10 @@ impl From<user_rows::UserRow> for UserView {
 /// `POST /admin/users` `{"username", "password", "roles": []}` → 201.
 pub async fn create_user(
     req: HttpRequest,
-    caller: Caller,
+    caller: Admin,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let body: NewUserBody = params::json(&req, payload).await?;
     let username = Username::parse(&body.username).map_err(ApiError::InvalidRequest)?;
     let password = Password::for_new_user(&body.password).map_err(ApiError::InvalidRequest)?;
@@ -215,7 +209,7 @@ pub async fn create_user(
             }
             crate::service::passwords::HashError::Internal(e) => ApiError::Internal(e),
         })?;
-    let actor = caller.claims.username.clone();
+    let actor = caller.actor();
     let user = state
         .db
         .run_typed(move |conn| users::create(conn, &username, &hash, &roles, Some(&actor)))
@@ -225,10 +219,9 @@ pub async fn create_user(
 
 /// `GET /admin/users`.
 pub async fn list_users(
-    caller: Caller,
+    _caller: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let rows = state.db.run(users::list).await?;
     let users: Vec<UserView> = rows.into_iter().map(UserView::from).collect();
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
@@ -236,13 +229,12 @@ pub async fn list_users(
 
 /// `DELETE /admin/users/{username}`: disables the user and revokes their refresh tokens.
 pub async fn delete_user(
-    caller: Caller,
+    caller: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let username = path.into_inner();
-    let actor = caller.claims.username.clone();
+    let actor = caller.actor();
     let name = username.clone();
     let revoked = state
         .db
@@ -258,10 +250,9 @@ pub async fn delete_user(
 /// `GET /admin/audit?limit=N` (1–1000, default 100): newest events first.
 pub async fn audit_log(
     req: HttpRequest,
-    caller: Caller,
+    _caller: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let mut limit = 100i64;
     for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
         match k.as_ref() {
@@ -325,12 +316,11 @@ struct NewKeyBody {
 /// `POST /admin/users/{username}/keys` `{"public_key", "comment"}` → 201.
 pub async fn add_client_key(
     req: HttpRequest,
-    caller: Caller,
+    caller: Admin,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let body: NewKeyBody = params::json(&req, payload).await?;
     if body.comment.chars().count() > 200 || body.comment.chars().any(char::is_control) {
         return Err(ApiError::InvalidRequest(
@@ -339,7 +329,7 @@ pub async fn add_client_key(
     }
     let key = parse_client_key(&body.public_key).map_err(ApiError::InvalidRequest)?;
     let username = path.into_inner();
-    let actor = caller.claims.username.clone();
+    let actor = caller.actor();
     let view = state
         .db
         .run_typed(move |conn| machine::add_key(conn, &username, &key, &body.comment, Some(&actor)))
@@ -349,11 +339,10 @@ pub async fn add_client_key(
 
 /// `GET /admin/users/{username}/keys`.
 pub async fn list_client_keys(
-    caller: Caller,
+    _caller: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let username = path.into_inner();
     let keys = state
         .db
@@ -364,13 +353,12 @@ pub async fn list_client_keys(
 
 /// `DELETE /admin/users/{username}/keys/{id}`.
 pub async fn delete_client_key(
-    caller: Caller,
+    caller: Admin,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(ADMIN)?;
     let (username, id) = path.into_inner();
-    let actor = caller.claims.username.clone();
+    let actor = caller.actor();
     let (name, key_id) = (username.clone(), id.clone());
     state
         .db

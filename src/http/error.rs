@@ -28,6 +28,12 @@ pub enum ApiError {
     /// 400 `unsupported_grant_type`.
     #[error("{0}")]
     UnsupportedGrantType(String),
+    /// 400 `unauthorized_client`: the client may not use this grant.
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    /// 400 `invalid_target` (RFC 8707): an audience or resource the client may not have.
+    #[error("{0}")]
+    InvalidTarget(String),
     /// 401 `invalid_client` with `WWW-Authenticate: Basic`.
     #[error("{0}")]
     InvalidClient(String),
@@ -84,6 +90,8 @@ impl ApiError {
             Self::InvalidGrant(_) => "invalid_grant",
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::InvalidTarget(_) => "invalid_target",
             Self::InvalidClient(_) => "invalid_client",
             Self::Unauthorized { error, .. } => error.unwrap_or("unauthorized"),
             Self::Forbidden(_) => "forbidden",
@@ -105,7 +113,9 @@ impl ResponseError for ApiError {
             Self::InvalidRequest(_)
             | Self::InvalidGrant(_)
             | Self::InvalidScope(_)
-            | Self::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
+            | Self::UnsupportedGrantType(_)
+            | Self::UnauthorizedClient(_)
+            | Self::InvalidTarget(_) => StatusCode::BAD_REQUEST,
             Self::InvalidClient(_) | Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -176,7 +186,8 @@ impl From<GrantError> for ApiError {
         match e {
             GrantError::InvalidGrant(m) => Self::InvalidGrant(m.into()),
             GrantError::Rejected(m) => Self::InvalidGrant(m),
-            GrantError::InvalidScope(m) => Self::InvalidScope(m.into()),
+            GrantError::InvalidScope(m) => Self::InvalidScope(m),
+            GrantError::InvalidTarget(m) => Self::InvalidTarget(m),
             GrantError::Throttled(secs) => Self::TooManyRequests {
                 retry_after: secs,
                 description: format!(

@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod client_auth;
+pub mod clients;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -25,6 +27,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::service::grants::Grants;
 use crate::service::keyring::KeyStore;
+use crate::service::registry::RegistryStore;
 use crate::service::revocation::Revocations;
 use error::ApiError;
 use params::MAX_BODY;
@@ -35,6 +38,8 @@ pub struct AppState {
     pub db: Db,
     /// The signing keys, parsed, and the pre-serialized JWKS.
     pub keys: Arc<KeyStore>,
+    /// Registered clients and scopes.
+    pub registry: Arc<RegistryStore>,
     /// The token grants (hasher, throttle, rotation).
     pub grants: Grants,
     /// Revocation and introspection.
@@ -81,6 +86,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(admin::delete_client_key)),
         )
         .service(resource("/admin/audit").route(web::get().to(admin::audit_log)))
+        .service(
+            resource("/admin/clients")
+                .route(web::get().to(clients::list_clients))
+                .route(web::post().to(clients::create_client)),
+        )
+        .service(
+            resource("/admin/clients/{id}")
+                .route(web::get().to(clients::show_client))
+                .route(web::patch().to(clients::update_client))
+                .route(web::delete().to(clients::delete_client)),
+        )
+        .service(
+            resource("/admin/scopes")
+                .route(web::get().to(clients::list_scopes))
+                .route(web::post().to(clients::create_scope)),
+        )
+        .service(resource("/admin/scopes/{name}").route(web::delete().to(clients::delete_scope)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(metrics::metrics)))

@@ -1,6 +1,7 @@
 //! Request bodies of the OAuth endpoints: `application/x-www-form-urlencoded` (RFC 6749) or a
 //! JSON object with the same fields. Bodies are read up to [`MAX_BODY`] bytes; a parameter
-//! may appear once (RFC 6749 §3.2).
+//! may appear once (RFC 6749 §3.2), except the [`REPEATABLE`] ones (RFC 8707 `resource`, and
+//! `audience`), which may repeat in a form or be an array of strings in JSON.
 
 use std::collections::HashMap;
 
@@ -45,14 +46,25 @@ fn media_type(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
+/// The parameters that may be given more than once.
+pub const REPEATABLE: &[&str] = &["audience", "resource"];
+
+/// At most this many values of one repeatable parameter.
+const MAX_REPEATS: usize = 64;
+
 /// The parameters of one request.
 #[derive(Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params {
+    single: HashMap<String, String>,
+    repeated: HashMap<String, Vec<String>>,
+}
 
 // Values include passwords and tokens: list the names only.
 impl std::fmt::Debug for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set()
+            .entries(self.single.keys().chain(self.repeated.keys()))
+            .finish()
     }
 }
 
@@ -73,16 +85,32 @@ impl Params {
         }
     }
 
-    fn from_form(body: &[u8]) -> Result<Self, ApiError> {
-        let mut map = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            if map.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+    fn insert(&mut self, name: String, value: String) -> Result<(), ApiError> {
+        if REPEATABLE.contains(&name.as_str()) {
+            let values = self.repeated.entry(name).or_default();
+            if values.len() >= MAX_REPEATS {
                 return Err(ApiError::InvalidRequest(format!(
-                    "parameter {k} is repeated"
+                    "at most {MAX_REPEATS} values of one parameter"
                 )));
             }
+            values.push(value);
+            return Ok(());
         }
-        Ok(Self(map))
+        let shown = name.chars().take(64).collect::<String>();
+        if self.single.insert(name, value).is_some() {
+            return Err(ApiError::InvalidRequest(format!(
+                "parameter {shown} is repeated"
+            )));
+        }
+        Ok(())
+    }
+
+    fn from_form(body: &[u8]) -> Result<Self, ApiError> {
+        let mut params = Self::default();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            params.insert(k.into_owned(), v.into_owned())?;
+        }
+        Ok(params)
     }
 
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
@@ -93,27 +121,46 @@ impl Params {
                 "the JSON body must be an object".into(),
             ));
         };
-        let mut map = HashMap::new();
+        let mut params = Self::default();
         for (k, v) in obj {
             match v {
-                serde_json::Value::String(s) => {
-                    map.insert(k, s);
-                }
+                serde_json::Value::String(s) => params.insert(k, s)?,
                 serde_json::Value::Null => {}
+                serde_json::Value::Array(items) if REPEATABLE.contains(&k.as_str()) => {
+                    for item in items {
+                        let serde_json::Value::String(s) = item else {
+                            return Err(ApiError::InvalidRequest(format!(
+                                "parameter {k} must be a string or an array of strings"
+                            )));
+                        };
+                        params.insert(k.clone(), s)?;
+                    }
+                }
                 _ => {
+                    let shown = k.chars().take(64).collect::<String>();
                     return Err(ApiError::InvalidRequest(format!(
-                        "parameter {k} must be a string"
+                        "parameter {shown} must be a string"
                     )));
                 }
             }
         }
-        Ok(Self(map))
+        Ok(params)
     }
 
     /// An optional parameter; an empty value counts as absent (RFC 6749 §3.1).
     pub fn optional(&self, name: &str) -> Option<&str> {
-        self.0
+        self.single
             .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Every non-empty value of a [`REPEATABLE`] parameter, in order.
+    pub fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.repeated
+            .get(name)
+            .into_iter()
+            .flatten()
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
@@ -173,5 +220,19 @@ mod tests {
         assert!(Params::from_json(b"{").is_err());
         let j = Params::from_json(br#"{"grant_type":"password","scope":null}"#).unwrap();
         assert_eq!(j.optional("grant_type"), Some("password"));
+    }
+
+    #[test]
+    fn resource_and_audience_may_repeat() {
+        let p = Params::from_form(b"resource=a&resource=b&audience=c&resource=").unwrap();
+        assert_eq!(p.all("resource").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(p.all("audience").collect::<Vec<_>>(), ["c"]);
+        let j = Params::from_json(br#"{"resource":["a","b"],"audience":"c"}"#).unwrap();
+        assert_eq!(j.all("resource").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(j.all("audience").collect::<Vec<_>>(), ["c"]);
+        assert!(Params::from_json(br#"{"resource":[1]}"#).is_err());
+        assert!(Params::from_json(br#"{"scope":["a"]}"#).is_err());
+        let many = "resource=x&".repeat(65);
+        assert!(Params::from_form(many.as_bytes()).is_err());
     }
 }

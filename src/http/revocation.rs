@@ -8,23 +8,25 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{IntrospectApi, authenticate, bearer_token};
+use super::client_auth;
 use super::error::ApiError;
 use super::params::Params;
-use super::token::client_id;
-use crate::domain::Role;
 use crate::service::revocation::Introspection;
 
 /// `POST /oauth/revoke`: `token`, optional `token_type_hint`. Always 200 for a well-formed
 /// request, whether or not the token was known (RFC 7009 §2.2). Possession of a token is the
-/// authority to revoke it; clients are public.
+/// authority to revoke it; client credentials, when sent, must be good (401 otherwise).
 pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::from_body(&req, payload).await?;
-    client_id(&req, &params)?;
+    let creds = client_auth::credentials(&req, &params)?;
+    if creds.client_id.is_some() || creds.secret.is_some() {
+        state.registry.current().authenticate(&creds)?;
+    }
     let token = params.required("token")?;
     let source = req.peer_addr().map(|a| a.ip().to_string());
     state.revocations.revoke(token, source).await?;
@@ -33,19 +35,48 @@ pub async fn revoke(
         .finish())
 }
 
-/// `POST /oauth/introspect`: for callers with the role `admin` or `introspect`.
+/// `POST /oauth/introspect`, by one of two callers: a bearer token for `ISSUER_URL/admin` or
+/// `ISSUER_URL/introspect` of a user with the role `admin` or `introspect`, who learns about any
+/// token; or a confidential client authenticated with its secret (RFC 7662 §2.1), who learns
+/// only about tokens meant for one of its audiences.
 pub async fn introspect(
     req: HttpRequest,
-    caller: Caller,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_any(&[Role::ADMIN, "introspect"])?;
+    let bearer = bearer_token(&req)?.is_some();
+    if bearer {
+        authenticate::<IntrospectApi>(&req).await?;
+    }
     let params = Params::from_body(&req, payload).await?;
+    let client = if bearer {
+        None
+    } else {
+        let creds = client_auth::credentials(&req, &params)?;
+        if creds.client_id.is_none() {
+            return Err(ApiError::Unauthorized {
+                error: None,
+                description:
+                    "introspection needs a bearer access token or a confidential client's credentials"
+                        .into(),
+            });
+        }
+        let client = state.registry.current().authenticate(&creds)?;
+        if !client.confidential {
+            return Err(ApiError::InvalidClient(
+                "introspection needs a confidential client authenticated with its secret".into(),
+            ));
+        }
+        Some(client)
+    };
     let token = params.required("token")?;
-    let body = match state.revocations.introspect(token).await? {
+    let mut found = state.revocations.introspect(token).await?;
+    if let Some(client) = client {
+        found = found.visible_to(&client);
+    }
+    let body = match found {
         Introspection::Inactive => json!({"active": false}),
-        Introspection::Access(c) => json!({
+        Introspection::Access(c) => strip_nulls(json!({
             "active": true,
             "token_type": "access_token",
             "sub": c.sub,
@@ -59,7 +90,7 @@ pub async fn introspect(
             "iss": c.iss,
             "jti": c.jti,
             "roles": c.roles,
-        }),
+        })),
         Introspection::Refresh {
             sub,
             username,
@@ -67,6 +98,7 @@ pub async fn introspect(
             iat,
             client_id,
             scope,
+            aud,
         } => json!({
             "active": true,
             "token_type": "refresh_token",
@@ -76,12 +108,21 @@ pub async fn introspect(
             "iat": iat,
             "client_id": client_id,
             "scope": scope,
+            "aud": aud,
             "iss": state.settings.issuer,
         }),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(body))
+}
+
+/// Drops the members whose value is null (a client token has no `username`).
+fn strip_nulls(mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        map.retain(|_, v| !v.is_null());
+    }
+    v
 }
 
 /// The largest page of the feed, and the default.

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
-use super::token::GRANT_TYPES;
+use crate::domain::GrantType;
 
 /// How long verifiers may cache the JWKS, seconds. Short, so that a verifier honouring it
 /// already holds the `next` key before it signs — provided rotations are at least this far
@@ -45,6 +45,9 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let s = &state.settings;
+    let registry = state.registry.current();
+    let scopes: Vec<&str> = registry.scopes().map(|d| d.name.as_str()).collect();
+    let client_auth = ["client_secret_basic", "client_secret_post", "none"];
     // The algorithms machine assertions may be signed with.
     let algs: Vec<&str> = vec!["RS256", "RS384", "RS512", "ES256", "EdDSA"];
     HttpResponse::Ok()
@@ -57,14 +60,14 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "token_endpoint": s.token_endpoint(),
             "jwks_uri": format!("{}/.well-known/jwks.json", s.issuer),
             "revocation_endpoint": format!("{}/oauth/revoke", s.issuer),
-            "revocation_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": client_auth,
             "introspection_endpoint": format!("{}/oauth/introspect", s.issuer),
-            "introspection_endpoint_auth_methods_supported": ["bearer"],
-            "grant_types_supported": GRANT_TYPES,
-            "token_endpoint_auth_methods_supported": ["none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
+            "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
+            "token_endpoint_auth_methods_supported": client_auth,
             "token_endpoint_auth_signing_alg_values_supported": algs,
             "response_types_supported": [],
-            "scopes_supported": [],
+            "scopes_supported": scopes,
         }))
 }
 

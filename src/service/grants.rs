@@ -1,22 +1,26 @@
-//! The grants of the token endpoint: `password` (with the per-username throttle) and
-//! `refresh_token` (rotation, reuse detection), and minting the access token both return.
+//! The grants of the token endpoint: `password` (with the per-username throttle),
+//! `refresh_token` (rotation, reuse detection), machine logins, `client_credentials`, and
+//! minting the access token they all return. What a token says — its audiences and scope — is
+//! decided by the client registry ([`crate::service::registry`]), never taken from the request.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::config::Settings;
-use crate::crypto::jwt::{self, AccessClaims};
+use crate::crypto::jwt::{self, ACCESS_TOKEN_TYPE, AccessClaims, Audiences};
 use crate::db::audit::Event;
-use crate::db::refresh::{self, FamilyRow, Rotation, TokenRow};
+use crate::db::refresh::{self, FamilyRow, TokenRow};
 use crate::db::users::UserRow;
-use crate::db::{Db, now, throttle, users};
+use crate::db::{Db, now, throttle, users, write_tx};
 use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, Username};
 use crate::service::keyring::KeyStore;
 use crate::service::machine::{self, Form, MachineError};
 use crate::service::passwords::{HashError, PasswordHasher};
+use crate::service::registry::{Client, Denied, Granted, RegistryStore};
 
 /// What a successful grant hands out.
 #[derive(Debug)]
@@ -36,9 +40,12 @@ pub enum GrantError {
     /// A machine assertion was refused (`invalid_grant`), with the reason.
     #[error("{0}")]
     Rejected(String),
-    /// The requested scope exceeds what was granted (`invalid_scope`).
+    /// A scope the client or the subject may not have (`invalid_scope`).
     #[error("{0}")]
-    InvalidScope(&'static str),
+    InvalidScope(String),
+    /// An audience the client or the subject may not have (RFC 8707 `invalid_target`).
+    #[error("{0}")]
+    InvalidTarget(String),
     /// Too many failed logins for this username.
     #[error("too many failed logins; retry after {0} seconds")]
     Throttled(i64),
@@ -58,16 +65,41 @@ impl From<HashError> for GrantError {
     }
 }
 
-/// A password login request, parsed.
+impl From<Denied> for GrantError {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::Target(m) => Self::InvalidTarget(m),
+            Denied::Scope(m) => Self::InvalidScope(m),
+        }
+    }
+}
+
+/// What every token request carries besides its grant: the authenticated client and what it
+/// asked for.
+#[derive(Debug)]
+pub struct TokenRequest {
+    pub client: Arc<Client>,
+    /// `audience` and `resource` values, parsed.
+    pub audiences: Vec<Audience>,
+    pub scope: Scope,
+    pub source: Option<IpAddr>,
+}
+
+/// The credentials of a password login, parsed.
 #[derive(Debug)]
 pub struct PasswordLogin {
     /// `None` when the presented name could not be a username at all.
     pub username: Option<Username>,
     pub password: Password,
-    pub scope: Scope,
-    pub audience: Option<Audience>,
-    pub client_id: ClientId,
-    pub source: Option<IpAddr>,
+}
+
+/// Whom an access token is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A user (password, refresh and machine logins).
+    User(&'a UserRow),
+    /// A confidential client acting for itself (`client_credentials`).
+    Client(&'a ClientId),
 }
 
 /// Issues tokens: holds what every grant needs.
@@ -77,15 +109,39 @@ pub struct Grants {
     pub keys: Arc<KeyStore>,
     pub hasher: PasswordHasher,
     pub settings: Arc<Settings>,
+    /// Clients and scopes: who may ask for what.
+    pub registry: Arc<RegistryStore>,
+}
+
+/// What a refresh attempt found, decided inside its transaction.
+enum Refreshed {
+    Rotated {
+        user: Box<UserRow>,
+        granted: Granted,
+    },
+    Reused {
+        family_id: String,
+        user_id: String,
+    },
+    WrongClient,
+    Denied(Denied),
+    Invalid,
 }
 
 const BAD_CREDENTIALS: &str = "invalid username or password";
 
 impl Grants {
-    /// `grant_type=password`.
-    #[tracing::instrument(skip_all, fields(username = ?req.username, client_id = %req.client_id))]
-    pub async fn password(&self, req: PasswordLogin) -> Result<Issued, GrantError> {
-        let Some(username) = req.username else {
+    /// `grant_type=password`. What the client may never ask for is refused before the password
+    /// is hashed; what depends on the user's roles, after.
+    #[tracing::instrument(skip_all, fields(username = ?login.username, client_id = %req.client.id))]
+    pub async fn password(
+        &self,
+        login: PasswordLogin,
+        req: TokenRequest,
+    ) -> Result<Issued, GrantError> {
+        let registry = self.registry.current();
+        registry.grant(&req.client, &req.audiences, &req.scope, None)?;
+        let Some(username) = login.username else {
             return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
         };
         let t = now();
@@ -115,7 +171,10 @@ impl Grants {
 
         let matched = self
             .hasher
-            .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
+            .verify(
+                login.password,
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
             .await?;
         let user = match user {
             Some(u) if matched && !u.disabled => u,
@@ -133,17 +192,16 @@ impl Grants {
                 return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
             }
         };
+        let roles = Roles::from_stored(&user.roles);
+        let granted = registry.grant(&req.client, &req.audiences, &req.scope, Some(&roles))?;
 
-        let audience = req
-            .audience
-            .map_or_else(|| self.settings.audience.clone(), |a| a.as_str().to_owned());
         let refresh_token = RefreshToken::generate().context("reading the OS random generator")?;
         let family = FamilyRow {
             id: Uuid::new_v4().to_string(),
             user_id: user.id.clone(),
-            client_id: req.client_id.to_string(),
-            scope: req.scope.to_string(),
-            audience: audience.clone(),
+            client_id: req.client.id.to_string(),
+            scope: granted.scope.to_string(),
+            audience: granted.audiences.join(" "),
             created_at: t,
             revoked_at: None,
             revoked_reason: None,
@@ -156,38 +214,47 @@ impl Grants {
             used_at: None,
         };
         let name = user.username.clone();
-        let client = req.client_id.to_string();
+        let detail = grant_detail(&req.client.id, &granted);
         self.db
             .run(move |conn| {
                 throttle::clear(conn, &name)?;
                 refresh::start_family(conn, &family, &first)?;
                 Event::new("login_ok", Some(&name), source.as_deref())
                     .by(name.as_str())
-                    .with(serde_json::json!({"client_id": client}))
+                    .with(detail)
                     .record(conn)?;
                 Ok(())
             })
             .await?;
         tracing::info!(source = ?req.source, user_id = %user.id, "login succeeded");
         let (access_token, expires_in) =
-            self.mint(&user, req.client_id.as_str(), &req.scope, &audience)?;
+            self.mint(Subject::User(&user), req.client.id.as_str(), &granted)?;
         Ok(Issued {
             access_token,
             expires_in,
             refresh_token: Some(refresh_token),
-            scope: req.scope,
+            scope: granted.scope,
         })
     }
 
-    /// `grant_type=refresh_token`: rotates the token. `scope`, when given, may only narrow the
-    /// original grant; `client_id`, when given, must be the one the family was issued to.
-    #[tracing::instrument(skip_all)]
+    /// `grant_type=refresh_token`: rotates the token. The family keeps its client, audiences and
+    /// scope; `requested` (the request's scope, when it sent one) and `req.audiences` may only
+    /// narrow them; the user is checked again (disabled: refused; scopes whose roles they lost:
+    /// dropped; `roles`: current). A token presented by another client, or asking for more than
+    /// its grant, is refused without being spent.
+    #[tracing::instrument(skip_all, fields(client_id = %req.client.id))]
     pub async fn refresh(
         &self,
         presented: &str,
-        scope: Option<Scope>,
-        client_id: Option<ClientId>,
+        requested: Option<Scope>,
+        req: TokenRequest,
     ) -> Result<Issued, GrantError> {
+        let client = req.client;
+        let narrowed: Vec<String> = req
+            .audiences
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect();
         const INVALID: &str = "the refresh token is invalid, expired or revoked";
         let Some(old) = RefreshToken::parse(presented) else {
             return Err(GrantError::InvalidGrant(INVALID));
@@ -196,15 +263,83 @@ impl Grants {
         let (old_hash, new_hash) = (old.hash(), new.hash());
         let t = now();
         let expires = t + self.settings.refresh_ttl;
+        let registry = self.registry.current();
+        let asking = client.clone();
         let outcome = self
             .db
-            .run(move |conn| Ok(refresh::rotate(conn, &old_hash, &new_hash, expires, t)?))
+            .run(move |conn| {
+                Ok(write_tx(
+                    conn,
+                    |conn| -> Result<Refreshed, diesel::result::Error> {
+                        let Some((token, family, user)) = refresh::find(conn, &old_hash)? else {
+                            return Ok(Refreshed::Invalid);
+                        };
+                        let reused = |conn: &mut _| -> Result<Refreshed, diesel::result::Error> {
+                            refresh::revoke_family(conn, &family.id, "reuse", t)?;
+                            Ok(Refreshed::Reused {
+                                family_id: family.id.clone(),
+                                user_id: family.user_id.clone(),
+                            })
+                        };
+                        if token.used_at.is_some() {
+                            return reused(conn);
+                        }
+                        if token.expires_at <= t || family.revoked_at.is_some() || user.disabled {
+                            return Ok(Refreshed::Invalid);
+                        }
+                        if family.client_id != asking.id.as_str() {
+                            return Ok(Refreshed::WrongClient);
+                        }
+                        let audiences: Vec<String> = family
+                            .audience
+                            .split_whitespace()
+                            .map(str::to_owned)
+                            .collect();
+                        let original = Scope::parse(&family.scope).unwrap_or_default();
+                        let roles = Roles::from_stored(&user.roles);
+                        if let Some(wider) = narrowed.iter().find(|a| !audiences.contains(a)) {
+                            return Ok(Refreshed::Denied(Denied::Target(format!(
+                                "the audience {wider} is not in the refresh token's grant"
+                            ))));
+                        }
+                        let audiences = if narrowed.is_empty() {
+                            audiences
+                        } else {
+                            narrowed
+                        };
+                        let granted = match registry
+                            .regrant(&asking, &audiences, &original, requested, &roles)
+                        {
+                            Ok(g) => g,
+                            Err(d) => return Ok(Refreshed::Denied(d)),
+                        };
+                        if !refresh::claim(conn, &old_hash, t)? {
+                            // Spent by a concurrent request meanwhile: this one presented a used token.
+                            return reused(conn);
+                        }
+                        refresh::insert_token(
+                            conn,
+                            &TokenRow {
+                                token_hash: new_hash,
+                                family_id: family.id.clone(),
+                                created_at: t,
+                                expires_at: expires,
+                                used_at: None,
+                            },
+                        )?;
+                        Ok(Refreshed::Rotated {
+                            user: Box::new(user),
+                            granted,
+                        })
+                    },
+                )?)
+            })
             .await?;
-        let (family, user) = match outcome {
-            Rotation::Rotated { family, user } => (family, user),
-            Rotation::Reused { family_id, user_id } => {
+        let (user, granted) = match outcome {
+            Refreshed::Rotated { user, granted } => (user, granted),
+            Refreshed::Reused { family_id, user_id } => {
                 tracing::warn!(%family_id, %user_id, "refresh token reuse: family revoked");
-                let detail = serde_json::json!({"family_id": family_id, "user_id": user_id});
+                let detail = json!({"family_id": family_id, "user_id": user_id});
                 self.db
                     .run(move |conn| {
                         let username = users::find_by_id(conn, &user_id)?.map(|u| u.username);
@@ -216,34 +351,58 @@ impl Grants {
                     .await?;
                 return Err(GrantError::InvalidGrant(INVALID));
             }
-            Rotation::Expired | Rotation::Revoked | Rotation::Unknown => {
-                return Err(GrantError::InvalidGrant(INVALID));
-            }
-        };
-        // Checked after the rotation: a token presented by the wrong client is spent anyway,
-        // which is the safe side.
-        if client_id.is_some_and(|c| c.as_str() != family.client_id) {
-            return Err(GrantError::InvalidGrant(
-                "the refresh token was issued to another client",
-            ));
-        }
-        let granted = Scope::parse(&family.scope).unwrap_or_default();
-        let scope = match scope {
-            Some(s) if !s.is_subset_of(&granted) => {
-                return Err(GrantError::InvalidScope(
-                    "the requested scope exceeds the original grant",
+            Refreshed::WrongClient => {
+                return Err(GrantError::InvalidGrant(
+                    "the refresh token was issued to another client",
                 ));
             }
-            Some(s) => s,
-            None => granted,
+            Refreshed::Denied(Denied::Target(m)) => return Err(GrantError::InvalidTarget(m)),
+            Refreshed::Denied(Denied::Scope(m)) => return Err(GrantError::InvalidScope(m)),
+            Refreshed::Invalid => return Err(GrantError::InvalidGrant(INVALID)),
         };
         let (access_token, expires_in) =
-            self.mint(&user, &family.client_id, &scope, &family.audience)?;
+            self.mint(Subject::User(&user), client.id.as_str(), &granted)?;
         Ok(Issued {
             access_token,
             expires_in,
             refresh_token: Some(new),
-            scope,
+            scope: granted.scope,
+        })
+    }
+
+    /// `grant_type=client_credentials` by a confidential client authenticated with its secret:
+    /// a token about the client itself (`sub` = `client_id` = its id, no roles), no refresh
+    /// token.
+    #[tracing::instrument(skip_all, fields(client_id = %req.client.id))]
+    pub async fn client_credentials(&self, req: TokenRequest) -> Result<Issued, GrantError> {
+        let registry = self.registry.current();
+        let granted = registry.grant(
+            &req.client,
+            &req.audiences,
+            &req.scope,
+            Some(&Roles::default()),
+        )?;
+        let source = req.source.map(|ip| ip.to_string());
+        self.audit(
+            Event::new(
+                "client_token_issued",
+                Some(req.client.id.as_str()),
+                source.as_deref(),
+            )
+            .by(req.client.id.as_str())
+            .with(grant_detail(&req.client.id, &granted)),
+        )
+        .await?;
+        let (access_token, expires_in) = self.mint(
+            Subject::Client(&req.client.id),
+            req.client.id.as_str(),
+            &granted,
+        )?;
+        Ok(Issued {
+            access_token,
+            expires_in,
+            refresh_token: None,
+            scope: granted.scope,
         })
     }
 
@@ -253,16 +412,18 @@ impl Grants {
 
     /// A machine login: an RFC 7523 assertion, or the asymmetric-jwt-auth form. Returns an
     /// access token for the user the assertion names, with `client_id` = the username, and no
-    /// refresh token.
-    #[tracing::instrument(skip_all, fields(form = ?form))]
+    /// refresh token. The requesting client's audiences and scopes apply, as for a password
+    /// login.
+    #[tracing::instrument(skip_all, fields(form = ?form, client_id = %req.client.id))]
     pub async fn machine(
         &self,
         form: Form,
         assertion: String,
-        scope: Scope,
-        source: Option<IpAddr>,
+        req: TokenRequest,
     ) -> Result<Issued, GrantError> {
-        let source = source.map(|ip| ip.to_string());
+        let registry = self.registry.current();
+        registry.grant(&req.client, &req.audiences, &req.scope, None)?;
+        let source = req.source.map(|ip| ip.to_string());
         let username = match machine::claimed_username(&assertion, form) {
             Ok(u) => u,
             Err(e) => return Err(self.machine_failed(None, e, source).await),
@@ -277,9 +438,8 @@ impl Grants {
                         machine::verify_assertion(conn, &assertion, form, &u, &issuer, &endpoint)
                             .map(|fp| (u, fp))
                     }
-                    _ => Err(MachineError::Invalid(
-                        "no enabled user with registered keys by that name".into(),
-                    )),
+                    Some(_) => Err(MachineError::Unverified("the user is disabled")),
+                    None => Err(MachineError::Unverified("no such user")),
                 };
                 Ok(outcome)
             })
@@ -288,19 +448,24 @@ impl Grants {
             Ok(ok) => ok,
             Err(e) => return Err(self.machine_failed(Some(&username), e, source).await),
         };
+        let roles = Roles::from_stored(&user.roles);
+        let granted = registry.grant(&req.client, &req.audiences, &req.scope, Some(&roles))?;
+        let mut detail = grant_detail(&req.client.id, &granted);
+        detail["form"] = json!(format!("{form:?}"));
+        detail["key"] = json!(fingerprint);
         self.audit(
             Event::new("machine_login_ok", Some(&user.username), source.as_deref())
                 .by(user.username.as_str())
-                .with(serde_json::json!({"form": format!("{form:?}"), "key": fingerprint})),
+                .with(detail),
         )
         .await?;
         let (access_token, expires_in) =
-            self.mint(&user, &user.username, &scope, &self.settings.audience)?;
+            self.mint(Subject::User(&user), &user.username, &granted)?;
         Ok(Issued {
             access_token,
             expires_in,
             refresh_token: None,
-            scope,
+            scope: granted.scope,
         })
     }
 
@@ -310,8 +475,11 @@ impl Grants {
         e: MachineError,
         source: Option<String>,
     ) -> GrantError {
-        let reason = match e {
-            MachineError::Invalid(reason) => reason,
+        // Whether the user exists, is enabled, has keys, or the signature failed: the caller
+        // learns the same thing; the audit log tells them apart.
+        let (public, reason) = match e {
+            MachineError::Invalid(reason) => (reason.clone(), reason),
+            MachineError::Unverified(reason) => (machine::UNVERIFIED.to_owned(), reason.to_owned()),
             MachineError::Internal(e) => return GrantError::Internal(e),
         };
         tracing::warn!(?username, %reason, "machine login failed");
@@ -320,41 +488,59 @@ impl Grants {
             username.map(Username::as_str),
             source.as_deref(),
         )
-        .with(serde_json::json!({"reason": reason}));
+        .with(json!({"reason": reason}));
         let logged = self.audit(event).await;
         match logged {
-            Ok(()) => GrantError::Rejected(reason),
+            Ok(()) => GrantError::Rejected(public),
             Err(e) => GrantError::Internal(e),
         }
     }
 
-    /// Mints an access token for `user` with the active key.
+    /// Mints an access token about `subject` for `client_id` with the active key, saying what
+    /// was granted.
     pub fn mint(
         &self,
-        user: &UserRow,
+        subject: Subject<'_>,
         client_id: &str,
-        scope: &Scope,
-        audience: &str,
+        granted: &Granted,
     ) -> anyhow::Result<(String, i64)> {
         let ring = self.keys.current();
         let t = now();
         let ttl = self.settings.access_ttl;
+        let (sub, username, roles) = match subject {
+            Subject::User(user) => (
+                user.id.clone(),
+                Some(user.username.clone()),
+                Roles::from_stored(&user.roles)
+                    .names()
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            Subject::Client(id) => (id.to_string(), None, Vec::new()),
+        };
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
-            sub: user.id.clone(),
-            aud: audience.to_owned(),
+            sub,
+            aud: Audiences::new(granted.audiences.clone()).context("a token needs an audience")?,
             exp: t + ttl,
             iat: t,
             nbf: t,
             jti: Uuid::new_v4().to_string(),
             client_id: client_id.to_owned(),
-            scope: scope.to_string(),
-            username: user.username.clone(),
-            roles: Roles::from_stored(&user.roles)
-                .names()
-                .map(str::to_owned)
-                .collect(),
+            scope: granted.scope.to_string(),
+            username,
+            roles,
+            token_type: ACCESS_TOKEN_TYPE.to_owned(),
         };
         Ok((jwt::encode(&ring.active, &claims)?, ttl))
     }
+}
+
+/// The audit detail of an issued token: the client, audiences and scope as granted.
+fn grant_detail(client: &ClientId, granted: &Granted) -> serde_json::Value {
+    json!({
+        "client_id": client.as_str(),
+        "aud": granted.audiences,
+        "scope": granted.scope.to_string(),
+    })
 }

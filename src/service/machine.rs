@@ -154,11 +154,22 @@ pub enum Form {
     AsymmetricJwtAuth,
 }
 
-/// Why a machine login failed; the message is safe to show.
+/// What a caller learns when the assertion could not be tied to a user's key: the same words
+/// whether the user does not exist, is disabled, has no keys, or the signature is wrong, so a
+/// machine login never reveals which users exist.
+pub const UNVERIFIED: &str =
+    "the assertion is not signed by a key registered for an enabled user of that name";
+
+/// Why a machine login failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MachineError {
+    /// The message is safe to show.
     #[error("{0}")]
     Invalid(String),
+    /// The assertion could not be tied to a user's key; the reason is for the audit log only,
+    /// the caller sees [`UNVERIFIED`].
+    #[error("{UNVERIFIED}")]
+    Unverified(&'static str),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -183,7 +194,7 @@ pub fn claimed_username(assertion: &str, form: Form) -> Result<Username, Machine
             Form::AsymmetricJwtAuth => "the assertion has no username",
         })
     })?;
-    Username::parse(name).map_err(|_| invalid("the assertion names no valid user"))
+    Username::parse(name).map_err(|_| MachineError::Unverified("the name is not a valid username"))
 }
 
 /// Verifies an assertion against `user`'s registered keys and records its id; returns the
@@ -230,12 +241,17 @@ pub fn verify_assertion(
             break;
         }
     }
-    let (fingerprint, claims) = verified
-        .ok_or_else(|| invalid("the assertion is not signed by a key registered for this user"))?;
+    let (fingerprint, claims) = verified.ok_or(MachineError::Unverified(if keys.is_empty() {
+        "the user has no registered keys"
+    } else {
+        "no registered key verified the signature"
+    }))?;
     let t = now();
     let (replay_id, replay_until) = match form {
         Form::JwtBearer => check_rfc7523(&claims, &user.username, issuer, token_endpoint, t)?,
-        Form::AsymmetricJwtAuth => check_asymmetric(&claims, &user.username, t)?,
+        Form::AsymmetricJwtAuth => {
+            check_asymmetric(&claims, &user.username, issuer, token_endpoint, t)?
+        }
     };
     if !client_keys::record_use(conn, &user.id, &replay_id, replay_until)
         .map_err(anyhow::Error::from)?
@@ -269,15 +285,7 @@ fn check_rfc7523(
     if s("iss") != Some(username) || s("sub") != Some(username) {
         return Err(invalid("iss and sub must both be the username"));
     }
-    let audiences: Vec<&str> = match claims.get("aud") {
-        Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    };
-    if !audiences
-        .iter()
-        .any(|a| *a == issuer || *a == token_endpoint)
-    {
+    if !names_us(claims, issuer, token_endpoint) {
         return Err(invalid("aud must name this issuer or its token endpoint"));
     }
     let exp = int(claims, "exp")?.ok_or_else(|| invalid("the assertion has no exp"))?;
@@ -299,9 +307,33 @@ fn check_rfc7523(
     Ok((format!("jwt-bearer:{jti}"), exp))
 }
 
-fn check_asymmetric(claims: &Value, username: &str, t: i64) -> Result<(String, i64), MachineError> {
+/// Whether the assertion's `aud` (a string or an array) names this issuer or its token
+/// endpoint.
+fn names_us(claims: &Value, issuer: &str, token_endpoint: &str) -> bool {
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    audiences
+        .iter()
+        .any(|a| *a == issuer || *a == token_endpoint)
+}
+
+fn check_asymmetric(
+    claims: &Value,
+    username: &str,
+    issuer: &str,
+    token_endpoint: &str,
+    t: i64,
+) -> Result<(String, i64), MachineError> {
     if claims.get("username").and_then(Value::as_str) != Some(username) {
         return Err(invalid("the assertion needs a username"));
+    }
+    // The format has no `aud`; one that carries it must mean us (an assertion minted for
+    // another service is not ours to accept).
+    if claims.get("aud").is_some() && !names_us(claims, issuer, token_endpoint) {
+        return Err(invalid("aud must name this issuer or its token endpoint"));
     }
     let time = int(claims, "time")?
         .filter(|v| *v != 0)

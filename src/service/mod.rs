@@ -4,11 +4,14 @@
 //! those to responses.
 
 pub mod bootstrap;
+pub mod clients;
 pub mod grants;
 pub mod keyring;
 pub mod keys;
 pub mod machine;
 pub mod maintenance;
 pub mod passwords;
+pub mod registry;
 pub mod revocation;
+pub mod time;
 pub mod users;

@@ -12,6 +12,7 @@ use crate::db::audit::Event;
 use crate::db::{Db, DbConn, now, refresh, revocations, users};
 use crate::domain::RefreshToken;
 use crate::service::keyring::KeyStore;
+use crate::service::registry::{Registry, RegistryStore};
 
 /// What introspection found.
 #[derive(Debug)]
@@ -28,7 +29,24 @@ pub enum Introspection {
         iat: i64,
         client_id: String,
         scope: String,
+        /// The audiences its family's access tokens get.
+        aud: Vec<String>,
     },
+}
+
+impl Introspection {
+    /// What a confidential client that authenticated at the introspection endpoint may learn
+    /// (RFC 7662 §2.1): an access token meant for one of its audiences, or a refresh token
+    /// issued to it; anything else is inactive, so a resource server cannot scan other
+    /// services' tokens.
+    pub fn visible_to(self, client: &crate::service::registry::Client) -> Self {
+        let visible = match &self {
+            Self::Inactive => false,
+            Self::Access(claims) => client.owns_any_audience(claims.aud.iter()),
+            Self::Refresh { client_id, .. } => client_id == client.id.as_str(),
+        };
+        if visible { self } else { Self::Inactive }
+    }
 }
 
 /// Revocation and introspection.
@@ -36,11 +54,26 @@ pub enum Introspection {
 pub struct Revocations {
     pub db: Db,
     pub keys: Arc<KeyStore>,
+    pub registry: Arc<RegistryStore>,
 }
 
-/// Whether an access token with verified `claims` is still good: its `jti` is not revoked and
-/// its user exists and is enabled. Two indexed lookups.
-pub fn access_still_valid(conn: &mut DbConn, claims: &AccessClaims) -> anyhow::Result<bool> {
+/// Whether an access token with verified `claims` is still good: its `jti` is not revoked, and
+/// its user exists and is enabled (for a client's own token: the client is still registered).
+/// At most two indexed lookups.
+pub fn access_still_valid(
+    conn: &mut DbConn,
+    registry: &Registry,
+    claims: &AccessClaims,
+) -> anyhow::Result<bool> {
+    if claims.username.is_none() {
+        let registered = registry
+            .client(&claims.client_id)
+            .is_some_and(|c| c.confidential && claims.sub == claims.client_id);
+        if !registered {
+            return Ok(false);
+        }
+        return Ok(!revocations::is_denied(conn, &claims.jti)?);
+    }
     if revocations::is_denied(conn, &claims.jti)? {
         return Ok(false);
     }
@@ -48,6 +81,14 @@ pub fn access_still_valid(conn: &mut DbConn, claims: &AccessClaims) -> anyhow::R
 }
 
 impl Revocations {
+    /// [`access_still_valid`], off the async workers.
+    pub async fn still_valid(&self, claims: AccessClaims) -> anyhow::Result<bool> {
+        let registry = self.registry.current();
+        self.db
+            .run(move |conn| access_still_valid(conn, &registry, &claims))
+            .await
+    }
+
     /// Revokes `token`: a refresh token revokes its whole family (logout); an access token of
     /// this issuer has its `jti` denied until it expires. Anything else is quietly ignored, as
     /// RFC 7009 asks. Returns whether something was revoked.
@@ -75,13 +116,10 @@ impl Revocations {
             .run(move |conn| {
                 let t = now();
                 revocations::deny(conn, &claims.jti, claims.exp, t)?;
-                Event::new(
-                    "access_token_revoked",
-                    Some(&claims.username),
-                    source.as_deref(),
-                )
-                .with(json!({"jti": claims.jti}))
-                .record(conn)?;
+                let subject = claims.username.as_deref().unwrap_or(&claims.client_id);
+                Event::new("access_token_revoked", Some(subject), source.as_deref())
+                    .with(json!({"jti": claims.jti, "client_id": claims.client_id}))
+                    .record(conn)?;
                 Ok(true)
             })
             .await
@@ -102,6 +140,11 @@ impl Revocations {
                             iat: tok.created_at,
                             client_id: family.client_id,
                             scope: family.scope,
+                            aud: family
+                                .audience
+                                .split_whitespace()
+                                .map(str::to_owned)
+                                .collect(),
                         },
                         None => Introspection::Inactive,
                     })
@@ -111,9 +154,10 @@ impl Revocations {
         let Ok(claims) = self.keys.current().verifier.verify_any_audience(token) else {
             return Ok(Introspection::Inactive);
         };
+        let registry = self.registry.current();
         self.db
             .run(move |conn| {
-                Ok(if access_still_valid(conn, &claims)? {
+                Ok(if access_still_valid(conn, &registry, &claims)? {
                     Introspection::Access(Box::new(claims))
                 } else {
                     Introspection::Inactive

@@ -148,7 +148,7 @@ async fn audit_log_records_security_events_without_secrets(backend: Backend) {
     let password = app.admin_password();
     app.login("admin", "wrong password").await;
     let login = app.login_admin().await;
-    let admin = login["access_token"].as_str().unwrap().to_owned();
+    let admin = app.admin_token().await;
     let rt = login["refresh_token"].as_str().unwrap().to_owned();
     app.refresh(&rt).await;
     app.refresh(&rt).await; // reuse

@@ -11,7 +11,7 @@ both_backends!(
     me_returns_the_callers_claims,
     missing_and_invalid_tokens_get_401_with_a_bearer_challenge,
     hostile_tokens_are_rejected,
-    a_valid_token_without_the_admin_role_gets_403,
+    admin_api_accepts_only_tokens_for_its_own_audience,
 );
 
 fn b64(v: &serde_json::Value) -> String {
@@ -20,7 +20,7 @@ fn b64(v: &serde_json::Value) -> String {
 
 async fn me_returns_the_callers_claims(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let token = app.admin_token().await;
+    let token = app.admin_default_token().await;
     let me = app.call("GET", "/me", Some(&token), None).await;
     assert_eq!(me.status, 200, "{}", me.text());
     assert_eq!(me.json(), claims_of(&token));
@@ -75,7 +75,7 @@ async fn missing_and_invalid_tokens_get_401_with_a_bearer_challenge(backend: Bac
 
 async fn hostile_tokens_are_rejected(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let token = app.admin_token().await;
+    let token = app.admin_default_token().await;
     let kid = TestApp::kid_of(&token);
     let claims = claims_of(&token);
     let payload = b64(&claims);
@@ -133,9 +133,10 @@ async fn hostile_tokens_are_rejected(backend: Backend) {
     }
 }
 
-async fn a_valid_token_without_the_admin_role_gets_403(backend: Backend) {
+async fn admin_api_accepts_only_tokens_for_its_own_audience(backend: Backend) {
     let app = spawn_app(&backend).await;
     let admin = app.admin_token().await;
+    assert_eq!(claims_of(&admin)["aud"], format!("{}/admin", app.address));
     let created = app
         .call(
             "POST",
@@ -150,33 +151,52 @@ async fn a_valid_token_without_the_admin_role_gets_403(backend: Backend) {
         .unwrap()
         .to_owned();
     assert_eq!(app.call("GET", "/me", Some(&bob), None).await.status, 200);
-    for (method, path) in [
-        ("GET", "/admin/keys"),
-        ("POST", "/admin/keys/rotate"),
-        ("GET", "/admin/users"),
-        ("DELETE", "/admin/users/admin"),
-        ("GET", "/admin/audit"),
-        ("POST", "/admin/keys/whatever/revoke"),
-    ] {
-        app.call(method, path, Some(&bob), None)
-            .await
-            .assert_error(403, "forbidden");
+    // An admin's ordinary token (the default audience, as any resource server receives it)
+    // does not open the admin API; neither does a reader's.
+    let ordinary = app.admin_default_token().await;
+    assert_eq!(claims_of(&ordinary)["roles"], json!(["admin"]));
+    for token in [&ordinary, &bob] {
+        for (method, path) in [
+            ("GET", "/admin/keys"),
+            ("POST", "/admin/keys/rotate"),
+            ("GET", "/admin/users"),
+            ("DELETE", "/admin/users/admin"),
+            ("GET", "/admin/audit"),
+            ("POST", "/admin/keys/whatever/revoke"),
+            ("GET", "/admin/clients"),
+        ] {
+            app.call(method, path, Some(token), None)
+                .await
+                .assert_error(401, "invalid_token");
+        }
     }
-    // A token minted for another audience is not accepted here.
-    let pw = app.admin_password();
-    let other_aud = app
-        .post_token(&[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", &pw),
-            ("audience", "https://elsewhere"),
-        ])
-        .await
-        .json()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.call("GET", "/admin/keys", Some(&other_aud), None)
+    assert_eq!(
+        app.call("GET", "/admin/keys", Some(&admin), None)
+            .await
+            .status,
+        200
+    );
+    // The admin API's token is no use at /me: each API is its own audience.
+    app.call("GET", "/me", Some(&admin), None)
         .await
         .assert_error(401, "invalid_token");
+    // Only a user with role admin gets a token for the admin audience.
+    let admin_audience = format!("{}/admin", app.address);
+    app.post_token(&[
+        ("grant_type", "password"),
+        ("username", "bob"),
+        ("password", "bob's password"),
+        ("audience", &admin_audience),
+    ])
+    .await
+    .assert_error(400, "invalid_target");
+    // Nor does anyone get a token for an audience no client lists.
+    app.post_token(&[
+        ("grant_type", "password"),
+        ("username", "admin"),
+        ("password", &app.admin_password()),
+        ("audience", "https://elsewhere"),
+    ])
+    .await
+    .assert_error(400, "invalid_target");
 }

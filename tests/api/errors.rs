@@ -38,7 +38,7 @@ async fn token_endpoint_rejects_malformed_requests_with_oauth_errors(backend: Ba
         ("audience", "a b"),
     ])
     .await
-    .assert_error(400, "invalid_request");
+    .assert_error(400, "invalid_target");
     app.post_token(&[
         ("grant_type", "password"),
         ("username", "admin"),
@@ -46,7 +46,7 @@ async fn token_endpoint_rejects_malformed_requests_with_oauth_errors(backend: Ba
         ("client_id", "a\u{7f}"),
     ])
     .await
-    .assert_error(400, "invalid_request");
+    .assert_error(401, "invalid_client");
     app.post_token(&[
         ("grant_type", "password"),
         ("username", "admin"),

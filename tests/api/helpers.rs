@@ -90,6 +90,8 @@ impl Drop for TestDb {
 /// A running instance of the application.
 pub struct TestApp {
     pub address: String,
+    /// The `--issuer` it runs with (its address unless given).
+    pub issuer: String,
     pub port: u16,
     pub keys_dir: PathBuf,
     pub db: Arc<TestDb>,
@@ -138,8 +140,16 @@ async fn start(db: Arc<TestDb>, keys_dir: PathBuf, args: Vec<String>, bind: &str
     let port = app.port();
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
+    let address = format!("http://127.0.0.1:{port}");
+    let issuer = args
+        .iter()
+        .position(|a| a == "--issuer")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| address.clone());
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        issuer,
+        address,
         port,
         keys_dir,
         db,
@@ -337,8 +347,71 @@ impl TestApp {
         read(req.send_form(&form).await.expect("POST")).await
     }
 
-    /// An access token of the bootstrap admin.
+    /// An access token of the bootstrap admin for the admin API (audience `ISSUER/admin`).
     pub async fn admin_token(&self) -> String {
+        let admin_audience = format!("{}/admin", self.issuer);
+        let resp = self
+            .post_token(&[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", &self.admin_password()),
+                ("audience", &admin_audience),
+            ])
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        resp.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers a client through the admin API; returns the answer's body.
+    pub async fn add_client(&self, admin: &str, body: Value) -> Value {
+        let resp = self
+            .call("POST", "/admin/clients", Some(admin), Some(body))
+            .await;
+        assert_eq!(resp.status, 201, "{}", resp.text());
+        resp.json()
+    }
+
+    /// Registers a scope through the admin API.
+    pub async fn add_scope(&self, admin: &str, name: &str, roles: &[&str]) {
+        let body = serde_json::json!({"name": name, "roles": roles});
+        let resp = self
+            .call("POST", "/admin/scopes", Some(admin), Some(body))
+            .await;
+        assert_eq!(resp.status, 201, "{}", resp.text());
+    }
+
+    /// Creates a user through the admin API.
+    pub async fn add_user(&self, admin: &str, username: &str, password: &str, roles: &[&str]) {
+        let body = serde_json::json!({"username": username, "password": password, "roles": roles});
+        let resp = self
+            .call("POST", "/admin/users", Some(admin), Some(body))
+            .await;
+        assert_eq!(resp.status, 201, "{}", resp.text());
+    }
+
+    /// POSTs a form to `path` with HTTP Basic credentials.
+    pub async fn post_form_basic(
+        &self,
+        path: &str,
+        id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> Resp {
+        use base64::Engine as _;
+        let creds = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        read(
+            self.client
+                .post(self.url(path))
+                .insert_header(("authorization", format!("Basic {creds}")))
+                .send_form(&form)
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// An access token of the bootstrap admin for the default audience (what `/me` accepts).
+    pub async fn admin_default_token(&self) -> String {
         self.login_admin().await["access_token"]
             .as_str()
             .unwrap()
@@ -419,6 +492,7 @@ pub fn claims_of(token: &str) -> Value {
 }
 
 /// Verifies a token the way a microservice would: with only the JWKS fetched from the issuer.
+/// The audience may be the default one or the admin API's (tests mint both).
 pub async fn verify_with_jwks(app: &TestApp, token: &str) -> Result<Value, String> {
     use jsonwebtoken::jwk::JwkSet;
     let jwks: JwkSet =
@@ -433,8 +507,8 @@ pub async fn verify_with_jwks(app: &TestApp, token: &str) -> Result<Value, Strin
         other => return Err(format!("unexpected alg {other:?}")),
     };
     let mut validation = jsonwebtoken::Validation::new(alg);
-    validation.set_issuer(&[&app.address]);
-    validation.set_audience(&[&app.address]);
+    validation.set_issuer(&[&app.issuer]);
+    validation.set_audience(&[app.issuer.clone(), format!("{}/admin", app.issuer)]);
     jsonwebtoken::decode::<Value>(token, &key, &validation)
         .map(|d| d.claims)
         .map_err(|e| e.to_string())

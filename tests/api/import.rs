@@ -136,7 +136,7 @@ async fn each_private_key_format_imports_and_signs(backend: Backend) {
             .await
             .json();
         assert_eq!(rotated["active"], kid.as_str(), "{name}");
-        let token = app.admin_token().await;
+        let token = app.admin_default_token().await;
         assert_eq!(TestApp::kid_of(&token), kid, "{name}");
         crate::helpers::verify_with_jwks(&app, &token)
             .await

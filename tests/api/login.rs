@@ -37,7 +37,8 @@ async fn password_login_returns_a_verifiable_access_token_and_a_refresh_token(ba
     assert_eq!(claims["aud"], app.address.as_str());
     assert_eq!(claims["username"], "admin");
     assert_eq!(claims["roles"], serde_json::json!(["admin"]));
-    assert_eq!(claims["client_id"], "jwt-issuer");
+    assert_eq!(claims["client_id"], "default");
+    assert_eq!(claims["token_type"], "access");
     assert_eq!(claims["scope"], "");
     assert!(uuid::Uuid::parse_str(claims["sub"].as_str().unwrap()).is_ok());
     let (iat, exp, nbf) = (
@@ -86,6 +87,14 @@ async fn es256_issuer_signs_es256_tokens(backend: Backend) {
 
 async fn login_carries_scope_audience_and_client_id(backend: Backend) {
     let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    app.add_scope(&admin, "read", &[]).await;
+    app.add_scope(&admin, "write", &[]).await;
+    app.add_client(
+        &admin,
+        serde_json::json!({"client_id": "spa-frontend", "audiences": ["https://api.example.com"], "scopes": ["read", "write"]}),
+    )
+    .await;
     let pw = app.admin_password();
     let resp = app
         .post_token(&[
@@ -106,7 +115,11 @@ async fn login_carries_scope_audience_and_client_id(backend: Backend) {
     assert_eq!(claims["client_id"], "spa-frontend");
     // The refreshed token keeps all three.
     let again = app
-        .refresh(body["refresh_token"].as_str().unwrap())
+        .post_token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ("client_id", "spa-frontend"),
+        ])
         .await
         .json();
     let claims = claims_of(again["access_token"].as_str().unwrap());
@@ -179,49 +192,39 @@ async fn json_bodies_are_accepted_like_forms(backend: Backend) {
 }
 
 async fn basic_auth_client_id_without_secret_is_accepted(backend: Backend) {
-    use base64::Engine as _;
     let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    app.add_client(&admin, serde_json::json!({"client_id": "my-cli"}))
+        .await;
     let pw = app.admin_password();
     let form = [
         ("grant_type", "password"),
         ("username", "admin"),
         ("password", pw.as_str()),
     ];
-    let basic = |creds: &str| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(creds)
-        )
-    };
     let resp = app
-        .client
-        .post(app.url("/oauth/token"))
-        .insert_header(("authorization", basic("my-cli:")))
-        .send_form(&form)
-        .await
-        .unwrap();
-    let resp = crate::helpers::read(resp).await;
+        .post_form_basic("/oauth/token", "my-cli", "", &form)
+        .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(
         claims_of(resp.json()["access_token"].as_str().unwrap())["client_id"],
         "my-cli"
     );
 
-    // A secret cannot be checked for a public client: refused, as client authentication failure.
+    // A public client has no secret: one sent is a client authentication failure.
     let resp = app
-        .client
-        .post(app.url("/oauth/token"))
-        .insert_header(("authorization", basic("my-cli:s3cret")))
-        .send_form(&form)
-        .await
-        .unwrap();
-    let resp = crate::helpers::read(resp).await;
+        .post_form_basic("/oauth/token", "my-cli", "s3cret", &form)
+        .await;
     resp.assert_error(401, "invalid_client");
     assert!(
         resp.header("www-authenticate")
             .unwrap()
             .starts_with("Basic")
     );
+    // An unregistered client, even without a secret.
+    app.post_form_basic("/oauth/token", "unknown-cli", "", &form)
+        .await
+        .assert_error(401, "invalid_client");
     let resp = app
         .client
         .post(app.url("/oauth/token"))

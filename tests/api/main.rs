@@ -8,6 +8,7 @@ mod helpers;
 mod admin_users;
 mod bearer;
 mod cli;
+mod clients;
 mod errors;
 mod import;
 mod load;

@@ -73,6 +73,10 @@ async fn concurrent_refreshes_with_one_token_exactly_one_succeeds(backend: Backe
 
 async fn refresh_may_narrow_scope_but_not_widen_it(backend: Backend) {
     let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    for scope in ["read", "write", "extra"] {
+        app.add_scope(&admin, scope, &[]).await;
+    }
     let pw = app.admin_password();
     let login = app
         .post_token(&[
@@ -101,17 +105,31 @@ async fn refresh_may_narrow_scope_but_not_widen_it(backend: Backend) {
     let full = app.refresh(&rt2).await.json();
     assert_eq!(full["scope"], "read write");
     let rt3 = full["refresh_token"].as_str().unwrap();
-    app.post_token(&[
-        ("grant_type", "refresh_token"),
-        ("refresh_token", rt3),
-        ("scope", "read admin"),
-    ])
-    .await
-    .assert_error(400, "invalid_scope");
+    let wider = app
+        .post_token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt3),
+            ("scope", "read extra"),
+        ])
+        .await;
+    wider.assert_error(400, "invalid_scope");
+    assert!(
+        wider.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("extra")
+    );
+    // Refused without being spent: the token still rotates.
+    assert_eq!(app.refresh(rt3).await.status, 200);
 }
 
 async fn refresh_token_bound_to_its_client(backend: Backend) {
     let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    for id in ["app-a", "app-b"] {
+        app.add_client(&admin, serde_json::json!({"client_id": id}))
+            .await;
+    }
     let pw = app.admin_password();
     let login = app
         .post_token(&[
@@ -130,6 +148,21 @@ async fn refresh_token_bound_to_its_client(backend: Backend) {
     ])
     .await
     .assert_error(400, "invalid_grant");
+    // Naming no client is the `default` client: another client too.
+    app.refresh(rt).await.assert_error(400, "invalid_grant");
+    // Neither attempt spent it: its own client still rotates it.
+    let own = app
+        .post_token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", "app-a"),
+        ])
+        .await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert_eq!(
+        claims_of(own.json()["access_token"].as_str().unwrap())["client_id"],
+        "app-a"
+    );
 }
 
 async fn hostile_refresh_tokens_are_invalid_grant(backend: Backend) {

@@ -15,7 +15,7 @@ both_backends!(
     revoke_answers_200_for_unknown_malformed_and_repeated_tokens,
     introspection_describes_live_access_and_refresh_tokens,
     every_inactive_case_introspects_as_exactly_active_false,
-    introspection_requires_a_bearer_token_with_the_role,
+    introspection_requires_a_bearer_token_for_its_audience_and_role,
     feed_pages_and_resumes_without_missing_entries_across_instances,
     purge_removes_expired_rows_and_keeps_live_ones,
 );
@@ -60,7 +60,8 @@ async fn logout_revokes_the_refresh_family(backend: Backend) {
 async fn revoked_access_token_is_inactive_rejected_by_me_and_listed_in_the_feed(backend: Backend) {
     let app = spawn_app(&backend).await;
     let admin = app.admin_token().await;
-    let victim = app.admin_token().await;
+    let victim = app.admin_default_token().await;
+    let bystander = app.admin_default_token().await;
     assert_eq!(introspect(&app, &admin, &victim).await["active"], true);
     revoke(&app, &victim, Some("refresh_token")).await;
     assert_eq!(
@@ -71,7 +72,7 @@ async fn revoked_access_token_is_inactive_rejected_by_me_and_listed_in_the_feed(
         .await
         .assert_error(401, "invalid_token");
     assert_eq!(
-        app.call("GET", "/me", Some(&admin), None).await.status,
+        app.call("GET", "/me", Some(&bystander), None).await.status,
         200,
         "other tokens unaffected"
     );
@@ -128,6 +129,13 @@ async fn revoke_answers_200_for_unknown_malformed_and_repeated_tokens(backend: B
 
 async fn introspection_describes_live_access_and_refresh_tokens(backend: Backend) {
     let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    app.add_scope(&admin, "read", &[]).await;
+    app.add_client(
+        &admin,
+        json!({"client_id": "spa", "audiences": ["https://api.example"], "scopes": ["read"]}),
+    )
+    .await;
     let pw = app.admin_password();
     let login = app
         .post_token(&[
@@ -177,11 +185,29 @@ async fn introspection_describes_live_access_and_refresh_tokens(backend: Backend
         ),
     )
     .await;
-    let gateway = app.login("gateway", "gateway password").await.json()["access_token"]
+    // ...with a token for the introspection audience.
+    let introspect_audience = format!("{}/introspect", app.address);
+    let gateway = app
+        .post_token(&[
+            ("grant_type", "password"),
+            ("username", "gateway"),
+            ("password", "gateway password"),
+            ("audience", &introspect_audience),
+        ])
+        .await
+        .json()["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_eq!(introspect(&app, &gateway, access).await["active"], true);
+    // Its ordinary token is for resource servers, not for the introspection endpoint.
+    let ordinary = app.login("gateway", "gateway password").await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post_form_auth("/oauth/introspect", Some(&ordinary), &[("token", access)])
+        .await
+        .assert_error(401, "invalid_token");
 }
 
 /// An EC key we hold, imported as the active signing key, so the test can sign tokens the
@@ -337,7 +363,7 @@ async fn every_inactive_case_introspects_as_exactly_active_false(backend: Backen
     );
 }
 
-async fn introspection_requires_a_bearer_token_with_the_role(backend: Backend) {
+async fn introspection_requires_a_bearer_token_for_its_audience_and_role(backend: Backend) {
     let app = spawn_app(&backend).await;
     let admin = app.admin_token().await;
     let none = app
@@ -360,9 +386,20 @@ async fn introspection_requires_a_bearer_token_with_the_role(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
+    // A plain user's token is for the default audience: not accepted here, and a token for
+    // the introspection audience is not issued to them at all.
     app.post_form_auth("/oauth/introspect", Some(&plain), &[("token", &admin)])
         .await
-        .assert_error(403, "forbidden");
+        .assert_error(401, "invalid_token");
+    let introspect_audience = format!("{}/introspect", app.address);
+    app.post_token(&[
+        ("grant_type", "password"),
+        ("username", "plain"),
+        ("password", "plain password"),
+        ("audience", &introspect_audience),
+    ])
+    .await
+    .assert_error(400, "invalid_target");
     app.post_form_auth("/oauth/introspect", Some(&admin), &[])
         .await
         .assert_error(400, "invalid_request");

@@ -47,7 +47,12 @@ async fn rotation_promotes_the_published_next_key_and_old_tokens_still_verify(ba
     verify_with_jwks(&app, &fresh)
         .await
         .expect("token from after the rotation");
-    assert_eq!(app.call("GET", "/me", Some(&admin), None).await.status, 200);
+    assert_eq!(
+        app.call("GET", "/admin/keys", Some(&admin), None)
+            .await
+            .status,
+        200
+    );
     let kids = app.jwks_kids().await;
     assert!(
         kids.contains(&old_kid),

@@ -1,0 +1,2 @@
+DROP TABLE scopes;
+DROP TABLE clients;

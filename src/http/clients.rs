@@ -1,0 +1,257 @@
+//! `/admin/clients…` and `/admin/scopes…`: the registry the server decides tokens from. Each
+//! change is validated and audited by the service layer, then this instance reloads its registry
+//! at once (other instances within seconds).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::Admin;
+use super::error::ApiError;
+use super::params;
+use crate::db::DbConn;
+use crate::domain::{Audience, ClientId, ClientSecret, GrantType, Roles, ScopeName};
+use crate::service::clients::{
+    self, ClientChange, ClientError, ClientView, ScopeView, SecretChoice,
+};
+use crate::service::registry::{OwnAudiences, Registry};
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(m) => Self::InvalidRequest(m),
+            ClientError::Duplicate(_) | ClientError::Protected(_) => Self::Conflict(e.to_string()),
+            ClientError::NotFound(m) => Self::NotFound(m),
+            ClientError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClientBody {
+    client_id: String,
+    confidential: Option<bool>,
+    client_secret: Option<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    grant_types: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientPatchBody {
+    confidential: Option<bool>,
+    client_secret: Option<String>,
+    audiences: Option<Vec<String>>,
+    scopes: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewScopeBody {
+    name: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    description: String,
+}
+
+/// The secret choice a body makes: a secret makes a client confidential; `confidential: true`
+/// without one has a secret generated; `confidential: false` makes it public.
+fn secret_choice(
+    confidential: Option<bool>,
+    secret: Option<String>,
+) -> Result<Option<SecretChoice>, ApiError> {
+    match (confidential, secret) {
+        (Some(false), Some(_)) => Err(ApiError::InvalidRequest(
+            "a public client has no secret: drop client_secret or set confidential: true".into(),
+        )),
+        (_, Some(s)) => ClientSecret::parse_new(&s)
+            .map(|s| Some(SecretChoice::Supplied(s)))
+            .map_err(ApiError::InvalidRequest),
+        (Some(true), None) => Ok(Some(SecretChoice::Generate)),
+        (Some(false), None) => Ok(Some(SecretChoice::Public)),
+        (None, None) => Ok(None),
+    }
+}
+
+fn parse_audiences(list: &[String]) -> Result<Vec<Audience>, ApiError> {
+    list.iter()
+        .map(|a| Audience::parse(a).map_err(ApiError::InvalidRequest))
+        .collect()
+}
+
+fn parse_grants(list: &[String]) -> Result<Vec<GrantType>, ApiError> {
+    list.iter()
+        .map(|g| g.parse().map_err(ApiError::InvalidRequest))
+        .collect()
+}
+
+fn own(state: &AppState) -> OwnAudiences {
+    OwnAudiences::of(&state.settings)
+}
+
+/// The registry as stored now: listings must not lag behind a change made elsewhere.
+async fn stored(state: &AppState) -> Result<Registry, ApiError> {
+    let own = own(state);
+    Ok(state
+        .db
+        .run(move |conn| clients::read_registry(conn, &own))
+        .await?)
+}
+
+/// Runs a registry change, then reloads this instance's registry so it applies at once.
+async fn change<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&mut DbConn) -> Result<T, ClientError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let registry = state.registry.clone();
+    Ok(state
+        .db
+        .run_typed(move |conn| -> Result<T, ClientError> {
+            let value = f(conn)?;
+            registry.refresh(conn)?;
+            Ok(value)
+        })
+        .await?)
+}
+
+/// `GET /admin/clients`.
+pub async fn list_clients(
+    _caller: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let registry = stored(&state).await?;
+    let views: Vec<ClientView> = registry
+        .clients()
+        .iter()
+        .map(|c| ClientView::of(c))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "clients": views })))
+}
+
+/// `GET /admin/clients/{id}`.
+pub async fn show_client(
+    _caller: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let registry = stored(&state).await?;
+    let client = registry
+        .client(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no client {id}")))?;
+    Ok(HttpResponse::Ok().json(ClientView::of(&client)))
+}
+
+/// `POST /admin/clients` → 201 with the client, and its secret when one was generated.
+pub async fn create_client(
+    req: HttpRequest,
+    caller: Admin,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body: NewClientBody = params::json(&req, payload).await?;
+    let id = ClientId::parse(&body.client_id).map_err(ApiError::InvalidRequest)?;
+    let secret =
+        secret_choice(body.confidential, body.client_secret)?.unwrap_or(SecretChoice::Public);
+    let edit = ClientChange {
+        secret: None,
+        audiences: Some(parse_audiences(&body.audiences)?),
+        scopes: Some(body.scopes),
+        grants: body.grant_types.as_deref().map(parse_grants).transpose()?,
+    };
+    let own = own(&state);
+    let actor = caller.actor();
+    let view = change(&state, move |conn| {
+        clients::add(conn, &id, secret, edit, &own, Some(&actor))
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// `PATCH /admin/clients/{id}`: changes the fields given.
+pub async fn update_client(
+    req: HttpRequest,
+    caller: Admin,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let body: ClientPatchBody = params::json(&req, payload).await?;
+    let edit = ClientChange {
+        secret: secret_choice(body.confidential, body.client_secret)?,
+        audiences: body.audiences.as_deref().map(parse_audiences).transpose()?,
+        scopes: body.scopes,
+        grants: body.grant_types.as_deref().map(parse_grants).transpose()?,
+    };
+    let own = own(&state);
+    let actor = caller.actor();
+    let view = change(&state, move |conn| {
+        clients::update(conn, &id, edit, &own, Some(&actor))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `DELETE /admin/clients/{id}` → 204.
+pub async fn delete_client(
+    caller: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let actor = caller.actor();
+    change(&state, move |conn| clients::remove(conn, &id, Some(&actor))).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /admin/scopes`.
+pub async fn list_scopes(
+    _caller: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let registry = stored(&state).await?;
+    let views: Vec<ScopeView> = registry.scopes().map(ScopeView::of).collect();
+    Ok(HttpResponse::Ok().json(json!({ "scopes": views })))
+}
+
+/// `POST /admin/scopes` `{"name", "roles": [], "description"}` → 201.
+pub async fn create_scope(
+    req: HttpRequest,
+    caller: Admin,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body: NewScopeBody = params::json(&req, payload).await?;
+    let name = ScopeName::parse(&body.name).map_err(ApiError::InvalidRequest)?;
+    let roles = Roles::parse_all(&body.roles).map_err(ApiError::InvalidRequest)?;
+    let actor = caller.actor();
+    let view = change(&state, move |conn| {
+        clients::add_scope(conn, &name, &roles, &body.description, Some(&actor))
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// `DELETE /admin/scopes/{name}` → 204; the scope is also taken off every client that listed
+/// it.
+pub async fn delete_scope(
+    caller: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let actor = caller.actor();
+    change(&state, move |conn| {
+        clients::remove_scope(conn, &name, Some(&actor)).map(|_| ())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
