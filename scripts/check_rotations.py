@@ -52,9 +52,17 @@ def call(url, form=None, token=None, body=None):
     return json.load(urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers, method="POST")))
 
 
-def login(base):
+def login(base, audience=None):
     pw = open(os.path.join(work, "keys", "initial-admin-password")).read().strip()
-    return call(base + "/oauth/token", {"grant_type": "password", "username": "admin", "password": pw})["access_token"]
+    form = {"grant_type": "password", "username": "admin", "password": pw}
+    if audience:
+        form["audience"] = audience
+    return call(base + "/oauth/token", form)["access_token"]
+
+
+def admin_login(base):
+    """A token for the admin API, which accepts only its own audience."""
+    return login(base, ISSUER + "/admin")
 
 
 failures, checks, tokens = 0, 0, []
@@ -94,7 +102,7 @@ try:
     start(A[7:])
     start(B[7:])
     check("start")
-    admin = login(A)
+    admin = admin_login(A)
     call(A + "/admin/keys/rotate", token=admin)
     time.sleep(1.5)
     check("manual rotation through A")
@@ -104,7 +112,7 @@ try:
     time.sleep(ROTATE_EVERY + 2)
     check("scheduled rotation")
     active = jwt.get_unverified_header(login(A))["kid"]
-    call(A + f"/admin/keys/{active}/revoke", token=login(A))
+    call(A + f"/admin/keys/{active}/revoke", token=admin_login(A))
     time.sleep(1.5)
     check("emergency revocation of the active key", revoked_kid=active)
 finally:

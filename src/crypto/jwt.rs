@@ -115,6 +115,8 @@ pub enum VerifyError {
     WrongType,
     #[error("the token's signature or claims are invalid")]
     Invalid,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
     #[error("the token has expired")]
     Expired,
     #[error("the token uses a critical header extension this issuer does not understand")]
@@ -194,6 +196,7 @@ impl Verifier {
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => VerifyError::WrongAudience,
                 _ => VerifyError::Invalid,
             })?;
         let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
@@ -266,7 +269,10 @@ mod tests {
             Err(VerifyError::Expired)
         );
         let token = encode(&key, &claims(now)).unwrap();
-        assert_eq!(v.verify(&token, &["other"]), Err(VerifyError::Invalid));
+        assert_eq!(
+            v.verify(&token, &["other"]),
+            Err(VerifyError::WrongAudience)
+        );
         let mut tampered = token.clone();
         tampered.insert(token.find('.').unwrap() + 3, 'x');
         assert!(v.verify(&tampered, &["http://issuer"]).is_err());

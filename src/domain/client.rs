@@ -144,6 +144,14 @@ impl GrantType {
     }
 }
 
+impl GrantType {
+    /// The grant type a token request names: its exact wire name only (no aliases).
+    pub fn from_wire(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+/// Operators may also write `jwt-bearer` for the RFC 7523 grant.
 impl FromStr for GrantType {
     type Err = String;
 
@@ -274,6 +282,8 @@ mod tests {
             assert_eq!(g.as_str().parse::<GrantType>(), Ok(g));
         }
         assert_eq!("jwt-bearer".parse::<GrantType>(), Ok(GrantType::JwtBearer));
+        assert_eq!(GrantType::from_wire("jwt-bearer"), None);
+        assert_eq!(GrantType::from_wire("password"), Some(GrantType::Password));
         assert!("implicit".parse::<GrantType>().is_err());
     }
 

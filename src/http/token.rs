@@ -47,7 +47,7 @@ async fn grant(
     let creds = client_auth::credentials(req, params)?;
     let client = state.registry.current().authenticate(&creds)?;
     let grant_type = params.required("grant_type")?;
-    let grant: GrantType = grant_type.parse().map_err(|_| {
+    let grant = GrantType::from_wire(grant_type).ok_or_else(|| {
         ApiError::UnsupportedGrantType(format!(
             "grant_type {:?} is not supported; use one of: {}",
             grant_type.chars().take(64).collect::<String>(),

@@ -535,6 +535,5 @@ macro_rules! both_backends {
 
 /// SHA-256 of `text`, hex: how refresh tokens are stored and machine keys fingerprinted.
 pub fn sha256_hex(text: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    jwt_issuer::domain::sha256_hex(text.as_bytes())
 }

@@ -22,6 +22,9 @@ both_backends!(
     rfc7523_rejects_bad_assertions,
     asymmetric_jwt_auth_form_logs_in_within_20_seconds,
     replays_fail_across_two_instances,
+    machine_login_does_not_reveal_which_users_exist,
+    asymmetric_jwt_auth_assertion_with_an_aud_must_name_us,
+    machine_logins_follow_the_clients_audience_and_scope_rules,
 );
 
 /// A machine's key pair: how to sign, and its public key in each format.
@@ -585,4 +588,211 @@ async fn replays_fail_across_two_instances(backend: Backend) {
         );
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+async fn machine_login_does_not_reveal_which_users_exist(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    let key = ec_key();
+    add_user(&app, &admin, "svc").await;
+    register(&app, &admin, "svc", json!(key.spki_pem)).await;
+    add_user(&app, &admin, "keyless").await;
+    add_user(&app, &admin, "gone").await;
+    register(&app, &admin, "gone", json!(key.openssh)).await;
+    app.call("DELETE", "/admin/users/gone", Some(&admin), None)
+        .await;
+    let stranger = ec_key();
+    let cases = [
+        (
+            "unknown user",
+            key.sign(Algorithm::ES256, None, &rfc7523_claims(&app, "ghost")),
+        ),
+        (
+            "disabled user",
+            key.sign(Algorithm::ES256, None, &rfc7523_claims(&app, "gone")),
+        ),
+        (
+            "user without keys",
+            key.sign(Algorithm::ES256, None, &rfc7523_claims(&app, "keyless")),
+        ),
+        (
+            "bad signature",
+            stranger.sign(Algorithm::ES256, None, &rfc7523_claims(&app, "svc")),
+        ),
+    ];
+    let mut bodies = Vec::new();
+    for (what, assertion) in &cases {
+        let r = jwt_bearer(&app, assertion).await;
+        r.assert_error(400, "invalid_grant");
+        bodies.push((what, r.json()));
+    }
+    for (what, body) in &bodies[1..] {
+        assert_eq!(*body, bodies[0].1, "{what} differs from {}", bodies[0].0);
+    }
+    // The same for the asymmetric-jwt-auth form.
+    let asym = |user: &str, k: &MachineKey| {
+        k.sign(
+            Algorithm::ES256,
+            None,
+            &json!({"username": user, "time": now(), "nonce": uuid::Uuid::new_v4().to_string()}),
+        )
+    };
+    let a = asymmetric(&app, &asym("ghost", &key)).await.json();
+    let b = asymmetric(&app, &asym("svc", &stranger)).await.json();
+    assert_eq!(a, b);
+    assert_eq!(a, bodies[0].1);
+    // The audit log tells them apart.
+    let audit = app
+        .call("GET", "/admin/audit?limit=100", Some(&admin), None)
+        .await
+        .json();
+    let reasons: std::collections::HashSet<String> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "machine_login_failed")
+        .map(|e| e["detail"]["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(reasons.len() >= 4, "{reasons:?}");
+}
+
+async fn asymmetric_jwt_auth_assertion_with_an_aud_must_name_us(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    add_user(&app, &admin, "svc").await;
+    let key = rsa_key(Algorithm::RS512);
+    register(&app, &admin, "svc", json!(key.spki_pem)).await;
+    let claims = |aud: Option<Value>| {
+        let mut c =
+            json!({"username": "svc", "time": now(), "nonce": uuid::Uuid::new_v4().to_string()});
+        if let Some(aud) = aud {
+            c["aud"] = aud;
+        }
+        c
+    };
+    for aud in [
+        None,
+        Some(json!(app.address)),
+        Some(json!(["x", app.url("/oauth/token")])),
+    ] {
+        let r = asymmetric(
+            &app,
+            &key.sign(Algorithm::RS512, None, &claims(aud.clone())),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{aud:?}: {}", r.text());
+    }
+    for aud in [
+        json!("https://other.service"),
+        json!(["https://other.service"]),
+        json!(7),
+    ] {
+        let r = asymmetric(
+            &app,
+            &key.sign(Algorithm::RS512, None, &claims(Some(aud.clone()))),
+        )
+        .await;
+        r.assert_error(400, "invalid_grant");
+        assert!(
+            r.json()["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("aud"),
+            "{aud}"
+        );
+    }
+}
+
+async fn machine_logins_follow_the_clients_audience_and_scope_rules(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    add_user(&app, &admin, "svc").await;
+    let key = ec_key();
+    register(&app, &admin, "svc", json!(key.spki_pem)).await;
+    app.add_scope(&admin, "jobs:run", &["service"]).await;
+    app.add_scope(&admin, "jobs:admin", &["admin"]).await;
+    app.add_client(
+        &admin,
+        json!({"client_id": "jobs", "audiences": ["https://jobs.internal"], "scopes": ["jobs:run", "jobs:admin"], "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"]}),
+    )
+    .await;
+    app.add_client(&admin, json!({"client_id": "spa"})).await;
+    let bearer = |extra: &[(&str, &str)]| {
+        let assertion = key.sign(Algorithm::ES256, None, &rfc7523_claims(&app, "svc"));
+        let app = &app;
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        async move {
+            let mut form = vec![
+                (
+                    "grant_type".to_owned(),
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
+                ),
+                ("assertion".to_owned(), assertion),
+            ];
+            form.extend(extra);
+            let form: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            app.post_token(&form).await
+        }
+    };
+    // Through a client allowed the grant: its audience, scopes the user's roles allow.
+    let ok = bearer(&[("client_id", "jobs"), ("scope", "jobs:run")]).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let claims = claims_of(ok.json()["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://jobs.internal");
+    assert_eq!(claims["scope"], "jobs:run");
+    assert_eq!(claims["client_id"], "svc", "machine logins name the user");
+    bearer(&[("client_id", "jobs"), ("scope", "jobs:admin")])
+        .await
+        .assert_error(400, "invalid_scope");
+    bearer(&[("client_id", "jobs"), ("audience", "https://elsewhere")])
+        .await
+        .assert_error(400, "invalid_target");
+    // A client without the grant may not use it.
+    bearer(&[("client_id", "spa")])
+        .await
+        .assert_error(400, "unauthorized_client");
+    // Naming no client is `default`: its audiences, every registered scope behind its roles.
+    let plain = bearer(&[("scope", "jobs:run")]).await;
+    assert_eq!(plain.status, 200, "{}", plain.text());
+    assert_eq!(
+        claims_of(plain.json()["access_token"].as_str().unwrap())["aud"],
+        app.address.as_str()
+    );
+    bearer(&[("audience", "https://jobs.internal")])
+        .await
+        .assert_error(400, "invalid_target");
+    // The asymmetric-jwt-auth form follows the same rules.
+    let asym = key.sign(
+        Algorithm::ES256,
+        None,
+        &json!({"username": "svc", "time": now(), "nonce": "n-1"}),
+    );
+    let resp = app
+        .client
+        .post(app.url("/oauth/token"))
+        .insert_header(("authorization", format!("JWT {asym}")))
+        .send_form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "jobs:admin"),
+        ])
+        .await
+        .unwrap();
+    crate::helpers::read(resp)
+        .await
+        .assert_error(400, "invalid_scope");
+    // Taking the grant off `default` turns machine login off for requests naming no client.
+    let patched = app
+        .call(
+            "PATCH",
+            "/admin/clients/default",
+            Some(&admin),
+            Some(json!({"grant_types": ["password", "refresh_token"]})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    bearer(&[]).await.assert_error(400, "unauthorized_client");
 }

@@ -315,8 +315,16 @@ async fn every_inactive_case_introspects_as_exactly_active_false(backend: Backen
     ));
     let revoked_access = app.admin_token().await;
     revoke(&app, &revoked_access, None).await;
+    // RFC 7515 §4.1.11: a critical extension we do not understand; RFC 7519: iat ahead.
+    let mut crit_header = header.clone();
+    crit_header.crit = Some(vec!["exp-policy".into()]);
+    let crit = jsonwebtoken::encode(&crit_header, &claims, &key).unwrap();
+    let mut issued_later = claims.clone();
+    issued_later["iat"] = json!(claims["iat"].as_i64().unwrap() + 3600);
 
     let cases: Vec<(&str, String)> = vec![
+        ("unknown crit header", crit.clone()),
+        ("iat in the future", sign(&issued_later)),
         ("expired", sign(&expired)),
         ("not yet valid", sign(&future)),
         ("foreign issuer", sign(&foreign_iss)),
@@ -338,6 +346,21 @@ async fn every_inactive_case_introspects_as_exactly_active_false(backend: Backen
         ("garbage", "not a token".into()),
         ("huge", "a.".repeat(4000)),
     ];
+    // Our own bearer checks refuse them too.
+    let crit_default_aud = {
+        let mut c = claims.clone();
+        c["aud"] = json!(app.address);
+        jsonwebtoken::encode(&crit_header, &c, &key).unwrap()
+    };
+    app.call("GET", "/admin/keys", Some(&crit), None)
+        .await
+        .assert_error(401, "invalid_token");
+    app.call("GET", "/me", Some(&crit_default_aud), None)
+        .await
+        .assert_error(401, "invalid_token");
+    app.call("GET", "/admin/keys", Some(&sign(&issued_later)), None)
+        .await
+        .assert_error(401, "invalid_token");
     for (what, token) in &cases {
         assert_eq!(
             introspect(&app, &caller, token).await,
