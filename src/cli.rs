@@ -19,6 +19,7 @@ use crate::service::keys::{self, Lookahead, ensure_signing_keys};
 use crate::service::machine;
 use crate::service::passwords::hash_blocking;
 use crate::service::registry::OwnAudiences;
+use crate::service::sessions;
 use crate::service::users;
 
 /// `migrate`.
@@ -50,6 +51,40 @@ pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
                     u.id, u.username, status, u.roles
                 );
             }
+            Ok(())
+        }
+        UserCommand::Sessions { name } => {
+            let db = Db::open(&options.database)?;
+            let mut conn = db.conn()?;
+            let user =
+                sessions::user_named(&mut conn, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let list =
+                sessions::list(&mut conn, &user.id, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{:<36}  {:<16}  {:<20}  {:<20}  {:<39}  user agent",
+                "session", "client", "created", "last used", "address"
+            );
+            for s in list {
+                println!(
+                    "{:<36}  {:<16}  {:<20}  {:<20}  {:<39}  {}",
+                    s.id,
+                    s.client_id,
+                    s.created_at,
+                    s.last_used_at,
+                    s.ip.as_deref().unwrap_or("-"),
+                    s.user_agent.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Logout { name } => {
+            let db = Db::open(&options.database)?;
+            let mut conn = db.conn()?;
+            let user =
+                sessions::user_named(&mut conn, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let ended = sessions::end_all(&mut conn, &user.id, &name, "cli")
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("ended {ended} session(s) of {name}; their access tokens are revoked");
             Ok(())
         }
         UserCommand::Key(UserKeyCommand::Add {

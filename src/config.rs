@@ -245,6 +245,16 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+    /// List NAME's live sessions (refresh-token families).
+    Sessions {
+        /// The user.
+        name: String,
+    },
+    /// End every session of NAME and revoke the access tokens issued from them.
+    Logout {
+        /// The user.
+        name: String,
+    },
     /// Manage a user's machine public keys.
     #[command(subcommand)]
     Key(UserKeyCommand),

@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{refresh_families, refresh_tokens, users};
+use super::schema::{issued_access_tokens, refresh_families, refresh_tokens, users};
 use super::users::UserRow;
 use super::{DbConn, write_tx};
 
@@ -20,6 +20,12 @@ pub struct FamilyRow {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// The client address of the login.
+    pub source: Option<String>,
+    /// The `User-Agent` of the login, truncated.
+    pub user_agent: Option<String>,
+    /// When a token of it was last rotated.
+    pub last_used_at: Option<i64>,
 }
 
 /// A refresh token, by the SHA-256 (hex) of its value.
@@ -95,12 +101,91 @@ pub fn claim(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool>
     .map(|n| n == 1)
 }
 
-/// Stores a family's next token.
+/// Stores a family's next token, and marks the family used now.
 pub fn insert_token(conn: &mut DbConn, token: &TokenRow) -> QueryResult<()> {
     diesel::insert_into(refresh_tokens::table)
         .values(token)
+        .execute(conn)?;
+    diesel::update(refresh_families::table.find(&token.family_id))
+        .set(refresh_families::last_used_at.eq(token.created_at))
         .execute(conn)
         .map(|_| ())
+}
+
+/// An access token issued to a user, kept until it expires so that ending its session (or
+/// disabling the user) can deny it.
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = issued_access_tokens)]
+pub struct IssuedRow {
+    pub jti: String,
+    pub user_id: String,
+    /// The session it came from; `None` for machine logins.
+    pub family_id: Option<String>,
+    pub exp: i64,
+}
+
+/// Records an issued access token.
+pub fn record_issued(conn: &mut DbConn, row: &IssuedRow) -> QueryResult<()> {
+    diesel::insert_into(issued_access_tokens::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The session an access token came from, if it came from one.
+pub fn family_of_access_token(conn: &mut DbConn, jti: &str) -> QueryResult<Option<String>> {
+    issued_access_tokens::table
+        .find(jti)
+        .select(issued_access_tokens::family_id)
+        .first::<Option<String>>(conn)
+        .optional()
+        .map(Option::flatten)
+}
+
+/// The (jti, exp) of the not yet expired access tokens issued from `family_id`.
+pub fn live_access_of_family(
+    conn: &mut DbConn,
+    family_id: &str,
+    now: i64,
+) -> QueryResult<Vec<(String, i64)>> {
+    issued_access_tokens::table
+        .filter(issued_access_tokens::family_id.eq(family_id))
+        .filter(issued_access_tokens::exp.gt(now))
+        .select((issued_access_tokens::jti, issued_access_tokens::exp))
+        .load(conn)
+}
+
+/// The (jti, exp) of the not yet expired access tokens issued to `user_id`.
+pub fn live_access_of_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    now: i64,
+) -> QueryResult<Vec<(String, i64)>> {
+    issued_access_tokens::table
+        .filter(issued_access_tokens::user_id.eq(user_id))
+        .filter(issued_access_tokens::exp.gt(now))
+        .select((issued_access_tokens::jti, issued_access_tokens::exp))
+        .load(conn)
+}
+
+/// A user's sessions still alive at `now`: not revoked, with a token that can still be used.
+pub fn live_families_of_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    now: i64,
+) -> QueryResult<Vec<FamilyRow>> {
+    refresh_families::table
+        .filter(refresh_families::user_id.eq(user_id))
+        .filter(refresh_families::revoked_at.is_null())
+        .filter(diesel::dsl::exists(
+            refresh_tokens::table
+                .filter(refresh_tokens::family_id.eq(refresh_families::id))
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(now)),
+        ))
+        .order(refresh_families::created_at.asc())
+        .select(FamilyRow::as_select())
+        .load(conn)
 }
 
 /// Revokes one family (reuse, logout), unless it already was; returns whether it did.
@@ -157,25 +242,10 @@ pub fn find_live(
     }))
 }
 
-/// Revokes the family of the token whose hash is `token_hash` (a logout). Returns whether a
-/// live family was revoked.
-pub fn revoke_family_of(
-    conn: &mut DbConn,
-    token_hash: &str,
-    reason: &str,
-    now: i64,
-) -> QueryResult<bool> {
-    write_tx(conn, |conn| {
-        let Some(family_id) = refresh_tokens::table
-            .find(token_hash)
-            .select(refresh_tokens::family_id)
-            .first::<String>(conn)
-            .optional()?
-        else {
-            return Ok(false);
-        };
-        revoke_family(conn, &family_id, reason, now)
-    })
+/// Deletes the records of access tokens that have expired; returns how many.
+pub fn purge_expired_issued(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
+    diesel::delete(issued_access_tokens::table.filter(issued_access_tokens::exp.le(now)))
+        .execute(conn)
 }
 
 /// Deletes refresh tokens past their lifetime, then families with no token left that are older

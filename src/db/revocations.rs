@@ -24,29 +24,41 @@ struct NewRevoked<'a> {
     revoked_at: i64,
 }
 
-/// Denies `jti` until `exp`. Idempotent. Insertions are serialised (an advisory lock on
-/// PostgreSQL, the write lock on SQLite) so that they commit in `seq` order: a feed reader that
-/// has seen `seq` N has seen every entry below N.
+/// Denies `jti` until `exp`. Idempotent.
 pub fn deny(conn: &mut DbConn, jti: &str, exp: i64, now: i64) -> QueryResult<()> {
+    deny_all(conn, &[(jti.to_owned(), exp)], now).map(|_| ())
+}
+
+/// Denies each `(jti, exp)` not denied yet, in one transaction; returns how many were new.
+/// Insertions are serialised (an advisory lock on PostgreSQL, the write lock on SQLite) so that
+/// they commit in `seq` order: a feed reader that has seen `seq` N has seen every entry below N.
+pub fn deny_all(conn: &mut DbConn, tokens: &[(String, i64)], now: i64) -> QueryResult<usize> {
     /// An arbitrary constant naming "the revocation feed" among advisory locks.
     const FEED_LOCK: i64 = 0x6a77_745f_6665_6564;
+    if tokens.is_empty() {
+        return Ok(0);
+    }
     write_tx(conn, |conn| {
         if let DbConn::Pg(pg) = conn {
             diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
                 .bind::<BigInt, _>(FEED_LOCK)
                 .execute(pg)?;
         }
-        if is_denied(conn, jti)? {
-            return Ok(());
+        let mut added = 0;
+        for (jti, exp) in tokens {
+            if is_denied(conn, jti)? {
+                continue;
+            }
+            diesel::insert_into(rat::table)
+                .values(&NewRevoked {
+                    jti,
+                    exp: *exp,
+                    revoked_at: now,
+                })
+                .execute(conn)?;
+            added += 1;
         }
-        diesel::insert_into(rat::table)
-            .values(&NewRevoked {
-                jti,
-                exp,
-                revoked_at: now,
-            })
-            .execute(conn)
-            .map(|_| ())
+        Ok(added)
     })
 }
 

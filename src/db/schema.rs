@@ -39,6 +39,18 @@ diesel::table! {
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         revoked_reason -> Nullable<Text>,
+        source -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    issued_access_tokens (jti) {
+        jti -> Text,
+        user_id -> Text,
+        family_id -> Nullable<Text>,
+        exp -> BigInt,
     }
 }
 
@@ -140,4 +152,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     assertion_replays,
     clients,
     scopes,
+    issued_access_tokens,
 );

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::{Admin, Me};
+use super::auth::Admin;
 use super::error::ApiError;
 use super::params;
 use crate::cli::time;
@@ -16,6 +16,7 @@ use crate::db::{audit, keys as key_rows, users as user_rows};
 use crate::domain::{Password, Roles, Username};
 use crate::service::keys::{self, KeyError, Lookahead};
 use crate::service::machine::{self, RegistryError};
+use crate::service::sessions;
 use crate::service::users::{self, UserError};
 
 impl From<KeyError> for ApiError {
@@ -36,11 +37,6 @@ impl From<UserError> for ApiError {
             UserError::Internal(e) => Self::Internal(e),
         }
     }
-}
-
-/// `GET /me`: the caller's verified claims.
-pub async fn me(caller: Me) -> HttpResponse {
-    HttpResponse::Ok().json(&caller.claims)
 }
 
 #[derive(Deserialize, Default)]
@@ -365,4 +361,39 @@ pub async fn delete_client_key(
         .run_typed(move |conn| machine::delete_key(conn, &name, &key_id, Some(&actor)))
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "username": username, "deleted": id })))
+}
+
+/// `GET /admin/users/{username}/sessions`.
+pub async fn list_sessions(
+    _caller: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let username = path.into_inner();
+    let list = state
+        .db
+        .run_typed(move |conn| {
+            let user = sessions::user_named(conn, &username)?;
+            sessions::list(conn, &user.id, None)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "sessions": list })))
+}
+
+/// `DELETE /admin/users/{username}/sessions` → 204: logs the user out everywhere.
+pub async fn end_sessions(
+    caller: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let username = path.into_inner();
+    let actor = caller.actor();
+    state
+        .db
+        .run_typed(move |conn| {
+            let user = sessions::user_named(conn, &username)?;
+            sessions::end_all(conn, &user.id, &username, &actor)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -8,8 +8,10 @@ pub mod client_auth;
 pub mod clients;
 pub mod error;
 pub mod health;
+pub mod me;
 pub mod metrics;
 pub mod params;
+pub mod peer;
 pub mod revocation;
 pub mod token;
 pub mod wellknown;
@@ -66,7 +68,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/oauth/revoke").route(web::post().to(revocation::revoke)))
         .service(resource("/oauth/introspect").route(web::post().to(revocation::introspect)))
         .service(resource("/oauth/revocations").route(web::get().to(revocation::feed)))
-        .service(resource("/me").route(web::get().to(admin::me)))
+        .service(resource("/me").route(web::get().to(me::me)))
+        .service(
+            resource("/me/sessions")
+                .route(web::get().to(me::sessions))
+                .route(web::delete().to(me::end_all_sessions)),
+        )
+        .service(resource("/me/sessions/{id}").route(web::delete().to(me::end_session)))
         .service(resource("/admin/keys").route(web::get().to(admin::list_keys)))
         .service(resource("/admin/keys/rotate").route(web::post().to(admin::rotate_keys)))
         .service(resource("/admin/keys/{kid}/revoke").route(web::post().to(admin::revoke_key)))
@@ -76,6 +84,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(admin::create_user)),
         )
         .service(resource("/admin/users/{username}").route(web::delete().to(admin::delete_user)))
+        .service(
+            resource("/admin/users/{username}/sessions")
+                .route(web::get().to(admin::list_sessions))
+                .route(web::delete().to(admin::end_sessions)),
+        )
         .service(
             resource("/admin/users/{username}/keys")
                 .route(web::get().to(admin::list_client_keys))

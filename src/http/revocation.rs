@@ -12,6 +12,7 @@ use super::auth::{IntrospectApi, authenticate, bearer_token};
 use super::client_auth;
 use super::error::ApiError;
 use super::params::Params;
+use super::peer;
 use crate::service::revocation::Introspection;
 
 /// `POST /oauth/revoke`: `token`, optional `token_type_hint`. Always 200 for a well-formed
@@ -28,7 +29,7 @@ pub async fn revoke(
         state.registry.current().authenticate(&creds)?;
     }
     let token = params.required("token")?;
-    let source = req.peer_addr().map(|a| a.ip().to_string());
+    let source = peer::client_address(&req).map(|a| a.to_string());
     state.revocations.revoke(token, source).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

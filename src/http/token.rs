@@ -10,6 +10,7 @@ use super::AppState;
 use super::client_auth;
 use super::error::ApiError;
 use super::params::Params;
+use super::peer;
 use crate::domain::{Audience, GrantType, Password, Scope, Username};
 use crate::service::grants::{Issued, PasswordLogin, TokenRequest};
 use crate::service::machine::Form;
@@ -65,7 +66,8 @@ async fn grant(
         client,
         audiences: requested_audiences(params)?,
         scope: Scope::parse(scope.unwrap_or("")).map_err(ApiError::InvalidScope)?,
-        source: req.peer_addr().map(|a| a.ip()),
+        source: peer::client_address(req),
+        user_agent: peer::user_agent(req),
     };
     let issued = match grant {
         GrantType::Password => {

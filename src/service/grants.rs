@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::config::Settings;
 use crate::crypto::jwt::{self, ACCESS_TOKEN_TYPE, AccessClaims, Audiences};
 use crate::db::audit::Event;
-use crate::db::refresh::{self, FamilyRow, TokenRow};
+use crate::db::refresh::{self, FamilyRow, IssuedRow, TokenRow};
 use crate::db::users::UserRow;
 use crate::db::{Db, now, throttle, users, write_tx};
 use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, Username};
@@ -21,6 +21,7 @@ use crate::service::keyring::KeyStore;
 use crate::service::machine::{self, Form, MachineError};
 use crate::service::passwords::{HashError, PasswordHasher};
 use crate::service::registry::{Client, Denied, Granted, RegistryStore};
+use crate::service::sessions;
 
 /// What a successful grant hands out.
 #[derive(Debug)]
@@ -83,6 +84,8 @@ pub struct TokenRequest {
     pub audiences: Vec<Audience>,
     pub scope: Scope,
     pub source: Option<IpAddr>,
+    /// The `User-Agent`, cleaned and truncated, remembered with a new session.
+    pub user_agent: Option<String>,
 }
 
 /// The credentials of a password login, parsed.
@@ -116,8 +119,8 @@ pub struct Grants {
 /// What a refresh attempt found, decided inside its transaction.
 enum Refreshed {
     Rotated {
-        user: Box<UserRow>,
-        granted: Granted,
+        claims: Box<AccessClaims>,
+        scope: Scope,
     },
     Reused {
         family_id: String,
@@ -205,6 +208,9 @@ impl Grants {
             created_at: t,
             revoked_at: None,
             revoked_reason: None,
+            source: source.clone(),
+            user_agent: req.user_agent.clone(),
+            last_used_at: Some(t),
         };
         let first = TokenRow {
             token_hash: refresh_token.hash(),
@@ -215,23 +221,37 @@ impl Grants {
         };
         let name = user.username.clone();
         let detail = grant_detail(&req.client.id, &granted);
+        let claims = access_claims(
+            &self.settings,
+            Subject::User(&user),
+            req.client.id.as_str(),
+            &granted,
+            now(),
+        )?;
+        let issued = IssuedRow {
+            jti: claims.jti.clone(),
+            user_id: user.id.clone(),
+            family_id: Some(family.id.clone()),
+            exp: claims.exp,
+        };
         self.db
             .run(move |conn| {
-                throttle::clear(conn, &name)?;
-                refresh::start_family(conn, &family, &first)?;
-                Event::new("login_ok", Some(&name), source.as_deref())
-                    .by(name.as_str())
-                    .with(detail)
-                    .record(conn)?;
-                Ok(())
+                write_tx(conn, |conn| -> anyhow::Result<()> {
+                    throttle::clear(conn, &name)?;
+                    refresh::start_family(conn, &family, &first)?;
+                    refresh::record_issued(conn, &issued)?;
+                    Event::new("login_ok", Some(&name), source.as_deref())
+                        .by(name.as_str())
+                        .with(detail)
+                        .record(conn)?;
+                    Ok(())
+                })
             })
             .await?;
         tracing::info!(source = ?req.source, user_id = %user.id, "login succeeded");
-        let (access_token, expires_in) =
-            self.mint(Subject::User(&user), req.client.id.as_str(), &granted)?;
         Ok(Issued {
-            access_token,
-            expires_in,
+            access_token: self.sign(&claims)?,
+            expires_in: self.settings.access_ttl,
             refresh_token: Some(refresh_token),
             scope: granted.scope,
         })
@@ -265,78 +285,91 @@ impl Grants {
         let expires = t + self.settings.refresh_ttl;
         let registry = self.registry.current();
         let asking = client.clone();
+        let settings = self.settings.clone();
         let outcome = self
             .db
             .run(move |conn| {
-                Ok(write_tx(
-                    conn,
-                    |conn| -> Result<Refreshed, diesel::result::Error> {
-                        let Some((token, family, user)) = refresh::find(conn, &old_hash)? else {
-                            return Ok(Refreshed::Invalid);
-                        };
-                        let reused = |conn: &mut _| -> Result<Refreshed, diesel::result::Error> {
-                            refresh::revoke_family(conn, &family.id, "reuse", t)?;
-                            Ok(Refreshed::Reused {
-                                family_id: family.id.clone(),
-                                user_id: family.user_id.clone(),
-                            })
-                        };
-                        if token.used_at.is_some() {
-                            return reused(conn);
-                        }
-                        if token.expires_at <= t || family.revoked_at.is_some() || user.disabled {
-                            return Ok(Refreshed::Invalid);
-                        }
-                        if family.client_id != asking.id.as_str() {
-                            return Ok(Refreshed::WrongClient);
-                        }
-                        let audiences: Vec<String> = family
-                            .audience
-                            .split_whitespace()
-                            .map(str::to_owned)
-                            .collect();
-                        let original = Scope::parse(&family.scope).unwrap_or_default();
-                        let roles = Roles::from_stored(&user.roles);
-                        if let Some(wider) = narrowed.iter().find(|a| !audiences.contains(a)) {
-                            return Ok(Refreshed::Denied(Denied::Target(format!(
-                                "the audience {wider} is not in the refresh token's grant"
-                            ))));
-                        }
-                        let audiences = if narrowed.is_empty() {
-                            audiences
-                        } else {
-                            narrowed
-                        };
-                        let granted = match registry
-                            .regrant(&asking, &audiences, &original, requested, &roles)
-                        {
+                write_tx(conn, |conn| -> anyhow::Result<Refreshed> {
+                    let Some((token, family, user)) = refresh::find(conn, &old_hash)? else {
+                        return Ok(Refreshed::Invalid);
+                    };
+                    let reused = |conn: &mut _| -> anyhow::Result<Refreshed> {
+                        sessions::end_family(conn, &family.id, "reuse", t)?;
+                        Ok(Refreshed::Reused {
+                            family_id: family.id.clone(),
+                            user_id: family.user_id.clone(),
+                        })
+                    };
+                    if token.used_at.is_some() {
+                        return reused(conn);
+                    }
+                    if token.expires_at <= t || family.revoked_at.is_some() || user.disabled {
+                        return Ok(Refreshed::Invalid);
+                    }
+                    if family.client_id != asking.id.as_str() {
+                        return Ok(Refreshed::WrongClient);
+                    }
+                    let audiences: Vec<String> = family
+                        .audience
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect();
+                    let original = Scope::parse(&family.scope).unwrap_or_default();
+                    let roles = Roles::from_stored(&user.roles);
+                    if let Some(wider) = narrowed.iter().find(|a| !audiences.contains(a)) {
+                        return Ok(Refreshed::Denied(Denied::Target(format!(
+                            "the audience {wider} is not in the refresh token's grant"
+                        ))));
+                    }
+                    let audiences = if narrowed.is_empty() {
+                        audiences
+                    } else {
+                        narrowed
+                    };
+                    let granted =
+                        match registry.regrant(&asking, &audiences, &original, requested, &roles) {
                             Ok(g) => g,
                             Err(d) => return Ok(Refreshed::Denied(d)),
                         };
-                        if !refresh::claim(conn, &old_hash, t)? {
-                            // Spent by a concurrent request meanwhile: this one presented a used token.
-                            return reused(conn);
-                        }
-                        refresh::insert_token(
-                            conn,
-                            &TokenRow {
-                                token_hash: new_hash,
-                                family_id: family.id.clone(),
-                                created_at: t,
-                                expires_at: expires,
-                                used_at: None,
-                            },
-                        )?;
-                        Ok(Refreshed::Rotated {
-                            user: Box::new(user),
-                            granted,
-                        })
-                    },
-                )?)
+                    if !refresh::claim(conn, &old_hash, t)? {
+                        // Spent by a concurrent request meanwhile: this one presented a used token.
+                        return reused(conn);
+                    }
+                    refresh::insert_token(
+                        conn,
+                        &TokenRow {
+                            token_hash: new_hash,
+                            family_id: family.id.clone(),
+                            created_at: t,
+                            expires_at: expires,
+                            used_at: None,
+                        },
+                    )?;
+                    let claims = access_claims(
+                        &settings,
+                        Subject::User(&user),
+                        asking.id.as_str(),
+                        &granted,
+                        t,
+                    )?;
+                    refresh::record_issued(
+                        conn,
+                        &IssuedRow {
+                            jti: claims.jti.clone(),
+                            user_id: user.id.clone(),
+                            family_id: Some(family.id.clone()),
+                            exp: claims.exp,
+                        },
+                    )?;
+                    Ok(Refreshed::Rotated {
+                        claims: Box::new(claims),
+                        scope: granted.scope,
+                    })
+                })
             })
             .await?;
-        let (user, granted) = match outcome {
-            Refreshed::Rotated { user, granted } => (user, granted),
+        let (claims, scope) = match outcome {
+            Refreshed::Rotated { claims, scope } => (claims, scope),
             Refreshed::Reused { family_id, user_id } => {
                 tracing::warn!(%family_id, %user_id, "refresh token reuse: family revoked");
                 let detail = json!({"family_id": family_id, "user_id": user_id});
@@ -360,13 +393,11 @@ impl Grants {
             Refreshed::Denied(Denied::Scope(m)) => return Err(GrantError::InvalidScope(m)),
             Refreshed::Invalid => return Err(GrantError::InvalidGrant(INVALID)),
         };
-        let (access_token, expires_in) =
-            self.mint(Subject::User(&user), client.id.as_str(), &granted)?;
         Ok(Issued {
-            access_token,
-            expires_in,
+            access_token: self.sign(&claims)?,
+            expires_in: self.settings.access_ttl,
             refresh_token: Some(new),
-            scope: granted.scope,
+            scope,
         })
     }
 
@@ -393,14 +424,16 @@ impl Grants {
             .with(grant_detail(&req.client.id, &granted)),
         )
         .await?;
-        let (access_token, expires_in) = self.mint(
+        let claims = access_claims(
+            &self.settings,
             Subject::Client(&req.client.id),
             req.client.id.as_str(),
             &granted,
+            now(),
         )?;
         Ok(Issued {
-            access_token,
-            expires_in,
+            access_token: self.sign(&claims)?,
+            expires_in: self.settings.access_ttl,
             refresh_token: None,
             scope: granted.scope,
         })
@@ -453,17 +486,34 @@ impl Grants {
         let mut detail = grant_detail(&req.client.id, &granted);
         detail["form"] = json!(format!("{form:?}"));
         detail["key"] = json!(fingerprint);
-        self.audit(
-            Event::new("machine_login_ok", Some(&user.username), source.as_deref())
-                .by(user.username.as_str())
-                .with(detail),
-        )
-        .await?;
-        let (access_token, expires_in) =
-            self.mint(Subject::User(&user), &user.username, &granted)?;
+        let claims = access_claims(
+            &self.settings,
+            Subject::User(&user),
+            &user.username,
+            &granted,
+            now(),
+        )?;
+        let issued = IssuedRow {
+            jti: claims.jti.clone(),
+            user_id: user.id.clone(),
+            family_id: None,
+            exp: claims.exp,
+        };
+        let event = Event::new("machine_login_ok", Some(&user.username), source.as_deref())
+            .by(user.username.as_str())
+            .with(detail);
+        self.db
+            .run(move |conn| {
+                write_tx(conn, |conn| -> anyhow::Result<()> {
+                    refresh::record_issued(conn, &issued)?;
+                    event.record(conn)?;
+                    Ok(())
+                })
+            })
+            .await?;
         Ok(Issued {
-            access_token,
-            expires_in,
+            access_token: self.sign(&claims)?,
+            expires_in: self.settings.access_ttl,
             refresh_token: None,
             scope: granted.scope,
         })
@@ -496,44 +546,46 @@ impl Grants {
         }
     }
 
-    /// Mints an access token about `subject` for `client_id` with the active key, saying what
-    /// was granted.
-    pub fn mint(
-        &self,
-        subject: Subject<'_>,
-        client_id: &str,
-        granted: &Granted,
-    ) -> anyhow::Result<(String, i64)> {
-        let ring = self.keys.current();
-        let t = now();
-        let ttl = self.settings.access_ttl;
-        let (sub, username, roles) = match subject {
-            Subject::User(user) => (
-                user.id.clone(),
-                Some(user.username.clone()),
-                Roles::from_stored(&user.roles)
-                    .names()
-                    .map(str::to_owned)
-                    .collect(),
-            ),
-            Subject::Client(id) => (id.to_string(), None, Vec::new()),
-        };
-        let claims = AccessClaims {
-            iss: self.settings.issuer.clone(),
-            sub,
-            aud: Audiences::new(granted.audiences.clone()).context("a token needs an audience")?,
-            exp: t + ttl,
-            iat: t,
-            nbf: t,
-            jti: Uuid::new_v4().to_string(),
-            client_id: client_id.to_owned(),
-            scope: granted.scope.to_string(),
-            username,
-            roles,
-            token_type: ACCESS_TOKEN_TYPE.to_owned(),
-        };
-        Ok((jwt::encode(&ring.active, &claims)?, ttl))
+    /// Signs access token claims with the active key.
+    pub fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
+        jwt::encode(&self.keys.current().active, claims)
     }
+}
+
+/// The claims of an access token about `subject` for `client_id`, issued at `t`, saying what
+/// was granted. Built before the database records the token, signed after.
+pub fn access_claims(
+    settings: &Settings,
+    subject: Subject<'_>,
+    client_id: &str,
+    granted: &Granted,
+    t: i64,
+) -> anyhow::Result<AccessClaims> {
+    let (sub, username, roles) = match subject {
+        Subject::User(user) => (
+            user.id.clone(),
+            Some(user.username.clone()),
+            Roles::from_stored(&user.roles)
+                .names()
+                .map(str::to_owned)
+                .collect(),
+        ),
+        Subject::Client(id) => (id.to_string(), None, Vec::new()),
+    };
+    Ok(AccessClaims {
+        iss: settings.issuer.clone(),
+        sub,
+        aud: Audiences::new(granted.audiences.clone()).context("a token needs an audience")?,
+        exp: t + settings.access_ttl,
+        iat: t,
+        nbf: t,
+        jti: Uuid::new_v4().to_string(),
+        client_id: client_id.to_owned(),
+        scope: granted.scope.to_string(),
+        username,
+        roles,
+        token_type: ACCESS_TOKEN_TYPE.to_owned(),
+    })
 }
 
 /// The audit detail of an issued token: the client, audiences and scope as granted.

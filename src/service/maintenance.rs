@@ -15,6 +15,7 @@ pub struct Purged {
     pub revoked_access_tokens: usize,
     pub throttle_rows: usize,
     pub assertion_replays: usize,
+    pub issued_access_tokens: usize,
 }
 
 /// Deletes every expired row. `refresh_ttl` is the longest refresh token lifetime: a family is
@@ -28,6 +29,7 @@ pub fn purge(conn: &mut DbConn, refresh_ttl: i64) -> anyhow::Result<Purged> {
         revoked_access_tokens: revocations::purge_expired(conn, t)?,
         throttle_rows: throttle::purge_stale(conn, t)?,
         assertion_replays: client_keys::purge_expired(conn, t)?,
+        issued_access_tokens: refresh::purge_expired_issued(conn, t)?,
     })
 }
 

@@ -13,5 +13,6 @@ pub mod maintenance;
 pub mod passwords;
 pub mod registry;
 pub mod revocation;
+pub mod sessions;
 pub mod time;
 pub mod users;

@@ -13,6 +13,7 @@ use crate::db::{Db, DbConn, now, refresh, revocations, users};
 use crate::domain::RefreshToken;
 use crate::service::keyring::KeyStore;
 use crate::service::registry::{Registry, RegistryStore};
+use crate::service::sessions;
 
 /// What introspection found.
 #[derive(Debug)]
@@ -99,7 +100,12 @@ impl Revocations {
                 .db
                 .run(move |conn| {
                     let t = now();
-                    let revoked = refresh::revoke_family_of(conn, &hash, "logout", t)?;
+                    let revoked = match refresh::find(conn, &hash)? {
+                        Some((_, family, _)) => {
+                            sessions::end_family(conn, &family.id, "logout", t)?
+                        }
+                        None => false,
+                    };
                     if revoked {
                         Event::new("refresh_token_revoked", None, source.as_deref())
                             .record(conn)?;

@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use crate::db::audit::Event;
 use crate::db::users::{self, NewUser, UserRow};
-use crate::db::{DbConn, is_unique_violation, now, refresh, write_tx};
+use crate::db::{DbConn, is_unique_violation, now, write_tx};
 use crate::domain::{Roles, Username};
+use crate::service::sessions;
 
 /// Why a user operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +79,7 @@ pub fn disable(conn: &mut DbConn, username: &str, actor: Option<&str>) -> Result
         let user_id = users::disable(conn, username, t)
             .context("disabling the user")?
             .ok_or_else(|| UserError::NotFound(username.to_owned()))?;
-        let revoked = refresh::revoke_user_families(conn, &user_id, "user disabled", t)
+        let revoked = sessions::end_user(conn, &user_id, "user disabled", t)
             .context("revoking the user's refresh tokens")?;
         Event::new("user_disabled", Some(username), None)
             .by(actor)

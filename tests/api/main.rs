@@ -18,4 +18,5 @@ mod refresh;
 mod restart;
 mod revocation;
 mod rotation;
+mod sessions;
 mod wellknown;
