@@ -7,20 +7,21 @@ use anyhow::{Context as _, bail};
 
 use crate::config::{
     ClientCommand, KeyCommand, Options, ScopeCommand, Settings, UserCommand, UserKeyCommand,
+    UserRoleCommand,
 };
 use crate::crypto::client_key::parse_client_key;
 use crate::crypto::import::parse_private_key;
 use crate::crypto::kek::Kek;
 use crate::crypto::signing::Alg;
 use crate::db::Db;
-use crate::domain::{ClientSecret, Password, Roles, Username};
+use crate::domain::{ClientSecret, Password, Role, Roles, Username};
 use crate::service::clients::{self, ClientChange, ClientView, SecretChoice};
 use crate::service::keys::{self, Lookahead, ensure_signing_keys};
 use crate::service::machine;
 use crate::service::passwords::hash_blocking;
 use crate::service::registry::OwnAudiences;
 use crate::service::sessions;
-use crate::service::users;
+use crate::service::users::{self, UserChange};
 
 /// `migrate`.
 pub fn migrate(options: &Options) -> anyhow::Result<()> {
@@ -37,7 +38,7 @@ pub fn migrate(options: &Options) -> anyhow::Result<()> {
 pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { name, roles, .. } => {
-            let password = read_password()?;
+            let password = read_password(name.as_str())?;
             add_user(options, &name, &password, &Roles::new(roles))
         }
         UserCommand::List => {
@@ -86,6 +87,44 @@ pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("ended {ended} session(s) of {name}; their access tokens are revoked");
             Ok(())
+        }
+        UserCommand::Passwd { name, .. } => {
+            let db = Db::open(&options.database)?;
+            let mut conn = db.conn()?;
+            let user = users::named(&mut conn, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let password = read_password(&user.username)?;
+            let hash = hash_blocking(&password)?;
+            let ended = users::set_password(&mut conn, &user, &hash, "password_reset", Some("cli"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("password of {name} set; {ended} session(s) ended");
+            Ok(())
+        }
+        UserCommand::Disable { name } => {
+            change_user(options, &name, |c, _| c.disabled = Some(true))
+        }
+        UserCommand::Enable { name } => {
+            change_user(options, &name, |c, _| c.disabled = Some(false))
+        }
+        UserCommand::Role(UserRoleCommand::Add { name, role }) => {
+            change_user(options, &name, |c, user| {
+                let current = Roles::from_stored(&user.roles);
+                let mut roles: Vec<Role> = current
+                    .names()
+                    .filter_map(|r| Role::parse(r).ok())
+                    .collect();
+                roles.push(role);
+                c.roles = Some(Roles::new(roles));
+            })
+        }
+        UserCommand::Role(UserRoleCommand::Remove { name, role }) => {
+            change_user(options, &name, |c, user| {
+                let current = Roles::from_stored(&user.roles);
+                let roles = current
+                    .names()
+                    .filter(|r| *r != role.as_str())
+                    .filter_map(|r| Role::parse(r).ok());
+                c.roles = Some(Roles::new(roles));
+            })
         }
         UserCommand::Key(UserKeyCommand::Add {
             name,
@@ -146,14 +185,14 @@ fn read_stdin_line(what: &str) -> anyhow::Result<String> {
     Ok(line.strip_suffix('\r').unwrap_or(line).to_owned())
 }
 
-fn read_password() -> anyhow::Result<Password> {
+fn read_password(username: &str) -> anyhow::Result<Password> {
     let line = read_stdin_line("password")?;
     if line.is_empty() {
         bail!(
             "no password on stdin (pipe it in, e.g. `printf '%s' \"$PW\" | jwt-issuer user add NAME --password-stdin`)"
         );
     }
-    Password::for_new_user(&line).map_err(anyhow::Error::msg)
+    Password::for_new_user(&line, username).map_err(anyhow::Error::msg)
 }
 
 fn add_user(
@@ -167,6 +206,27 @@ fn add_user(
     let mut conn = db.conn()?;
     let user = users::create(&mut conn, name, &hash, roles, Some("cli"))?;
     println!("created user {name} ({}) with roles [{roles}]", user.id);
+    Ok(())
+}
+
+/// Applies a change to NAME built from the stored user, and prints the result.
+fn change_user(
+    options: &Options,
+    name: &str,
+    build: impl FnOnce(&mut UserChange, &crate::db::users::UserRow),
+) -> anyhow::Result<()> {
+    let db = Db::open(&options.database)?;
+    let mut conn = db.conn()?;
+    let user = users::named(&mut conn, name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut change = UserChange::default();
+    build(&mut change, &user);
+    let (user, ended) =
+        users::update(&mut conn, name, &change, Some("cli")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let status = if user.disabled { "disabled" } else { "active" };
+    println!("{name}: {status}, roles [{}]", user.roles);
+    if ended > 0 {
+        println!("ended {ended} session(s); their access tokens are revoked");
+    }
     Ok(())
 }
 

@@ -255,9 +255,51 @@ pub enum UserCommand {
         /// The user.
         name: String,
     },
+    /// Set NAME's password (read from stdin) and end every session of NAME.
+    Passwd {
+        /// The user.
+        name: String,
+        /// Read the password from stdin (required; first line, without its newline).
+        #[arg(long = "password-stdin", required = true)]
+        password_stdin: bool,
+    },
+    /// Disable NAME: every session ends, every access token issued to NAME is revoked.
+    Disable {
+        /// The user.
+        name: String,
+    },
+    /// Enable NAME again.
+    Enable {
+        /// The user.
+        name: String,
+    },
+    /// Grant or take away a role (shows in NAME's next refresh).
+    #[command(subcommand)]
+    Role(UserRoleCommand),
     /// Manage a user's machine public keys.
     #[command(subcommand)]
     Key(UserKeyCommand),
+}
+
+/// `user role` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum UserRoleCommand {
+    /// Grant ROLE to NAME.
+    Add {
+        /// The user.
+        name: String,
+        /// The role.
+        #[arg(value_parser = Role::parse)]
+        role: Role,
+    },
+    /// Take ROLE away from NAME.
+    Remove {
+        /// The user.
+        name: String,
+        /// The role.
+        #[arg(value_parser = Role::parse)]
+        role: Role,
+    },
 }
 
 /// `user key` subcommands.

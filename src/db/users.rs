@@ -82,14 +82,26 @@ pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }
 
-/// Disables `username` at time `t`; returns the user's id, or `None` if there is no such user.
-pub fn disable(conn: &mut DbConn, username: &str, t: i64) -> QueryResult<Option<String>> {
-    diesel::update(users::table.filter(users::username.eq(username)))
-        .set((users::disabled.eq(true), users::updated_at.eq(t)))
-        .execute(conn)?;
-    users::table
-        .filter(users::username.eq(username))
-        .select(users::id)
-        .first(conn)
-        .optional()
+/// Sets a user's `disabled` flag at time `t`; returns whether the user exists.
+pub fn set_disabled(conn: &mut DbConn, id: &str, disabled: bool, t: i64) -> QueryResult<bool> {
+    diesel::update(users::table.find(id))
+        .set((users::disabled.eq(disabled), users::updated_at.eq(t)))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
+/// Replaces a user's roles (stored form) at time `t`.
+pub fn set_roles(conn: &mut DbConn, id: &str, roles: &str, t: i64) -> QueryResult<bool> {
+    diesel::update(users::table.find(id))
+        .set((users::roles.eq(roles), users::updated_at.eq(t)))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
+/// Replaces a user's password hash at time `t`.
+pub fn set_password_hash(conn: &mut DbConn, id: &str, hash: &str, t: i64) -> QueryResult<bool> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::updated_at.eq(t)))
+        .execute(conn)
+        .map(|n| n > 0)
 }

@@ -34,6 +34,13 @@ impl From<UserError> for ApiError {
         match e {
             UserError::Duplicate(_) => Self::Conflict(e.to_string()),
             UserError::NotFound(_) => Self::NotFound(e.to_string()),
+            UserError::BadPassword(m) => Self::InvalidRequest(m),
+            UserError::WrongPassword => Self::InvalidRequest(e.to_string()),
+            UserError::Throttled(secs) => Self::TooManyRequests {
+                retry_after: secs,
+                description: e.to_string(),
+            },
+            UserError::Busy => Self::Unavailable(e.to_string()),
             UserError::Internal(e) => Self::Internal(e),
         }
     }
@@ -192,19 +199,15 @@ pub async fn create_user(
 ) -> Result<HttpResponse, ApiError> {
     let body: NewUserBody = params::json(&req, payload).await?;
     let username = Username::parse(&body.username).map_err(ApiError::InvalidRequest)?;
-    let password = Password::for_new_user(&body.password).map_err(ApiError::InvalidRequest)?;
+    let password =
+        Password::for_new_user(&body.password, &body.username).map_err(ApiError::InvalidRequest)?;
     let roles = Roles::parse_all(&body.roles).map_err(ApiError::InvalidRequest)?;
     let hash = state
         .grants
         .hasher
         .hash(password)
         .await
-        .map_err(|e| match e {
-            crate::service::passwords::HashError::Busy => {
-                ApiError::Unavailable("the server is busy; retry shortly".into())
-            }
-            crate::service::passwords::HashError::Internal(e) => ApiError::Internal(e),
-        })?;
+        .map_err(UserError::from)?;
     let actor = caller.actor();
     let user = state
         .db
@@ -393,6 +396,82 @@ pub async fn end_sessions(
         .run_typed(move |conn| {
             let user = sessions::user_named(conn, &username)?;
             sessions::end_all(conn, &user.id, &username, &actor)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatchBody {
+    roles: Option<Vec<String>>,
+    disabled: Option<bool>,
+}
+
+/// `PATCH /admin/users/{username}` `{"roles": [...], "disabled": bool}` → 200 with the user.
+/// Disabling ends every session; enabling lets the user log in again; new roles show in the
+/// user's next refresh.
+pub async fn update_user(
+    req: HttpRequest,
+    caller: Admin,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body: UserPatchBody = params::json(&req, payload).await?;
+    let change = users::UserChange {
+        roles: body
+            .roles
+            .as_deref()
+            .map(Roles::parse_all)
+            .transpose()
+            .map_err(ApiError::InvalidRequest)?,
+        disabled: body.disabled,
+    };
+    let username = path.into_inner();
+    let actor = caller.actor();
+    let (user, _) = state
+        .db
+        .run_typed(move |conn| users::update(conn, &username, &change, Some(&actor)))
+        .await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+/// `PUT /admin/users/{username}/password` `{"password"}` → 204: an admin's reset, under the
+/// password policy; ends every session of the user.
+pub async fn reset_password(
+    req: HttpRequest,
+    caller: Admin,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body: PasswordBody = params::json(&req, payload).await?;
+    let username = path.into_inner();
+    let name = username.clone();
+    let user = state
+        .db
+        .run_typed(move |conn| users::named(conn, &name))
+        .await?;
+    let password =
+        Password::for_new_user(&body.password, &user.username).map_err(ApiError::InvalidRequest)?;
+    let hash = state
+        .grants
+        .hasher
+        .hash(password)
+        .await
+        .map_err(UserError::from)?;
+    let actor = caller.actor();
+    state
+        .db
+        .run_typed(move |conn| {
+            users::set_password(conn, &user, &hash, "password_reset", Some(&actor)).map(|_| ())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

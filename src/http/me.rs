@@ -1,13 +1,17 @@
 //! `/me` and `/me/*`: what a signed-in user may see and do about their own account, with an
 //! access token for the default audience.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::auth::Me;
 use super::error::ApiError;
+use super::{params, peer};
+use crate::domain::Password;
 use crate::service::sessions::{self, SessionError};
+use crate::service::users;
 
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
@@ -61,5 +65,40 @@ pub async fn end_all_sessions(
         .db
         .run_typed(move |conn| sessions::end_all(conn, &user_id, &username, &username))
         .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChangeBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /me/password` `{"current_password", "new_password"}` → 204. A wrong current password
+/// is 400 and counts as a failed login; the new one must pass the password policy. Every
+/// session of the user ends, this one included: log in again with the new password.
+pub async fn change_password(
+    req: HttpRequest,
+    caller: Me,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body: PasswordChangeBody = params::json(&req, payload).await?;
+    if caller.claims.username.is_none() {
+        return Err(ApiError::Forbidden(
+            "a client's own token has no password to change".into(),
+        ));
+    }
+    let current = Password::for_login(&body.current_password).map_err(ApiError::InvalidRequest)?;
+    users::change_password(
+        &state.db,
+        &state.grants.hasher,
+        &caller.claims.sub,
+        current,
+        &body.new_password,
+        peer::client_address(&req).map(|a| a.to_string()),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

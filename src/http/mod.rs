@@ -75,6 +75,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(me::end_all_sessions)),
         )
         .service(resource("/me/sessions/{id}").route(web::delete().to(me::end_session)))
+        .service(resource("/me/password").route(web::post().to(me::change_password)))
         .service(resource("/admin/keys").route(web::get().to(admin::list_keys)))
         .service(resource("/admin/keys/rotate").route(web::post().to(admin::rotate_keys)))
         .service(resource("/admin/keys/{kid}/revoke").route(web::post().to(admin::revoke_key)))
@@ -83,7 +84,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(admin::list_users))
                 .route(web::post().to(admin::create_user)),
         )
-        .service(resource("/admin/users/{username}").route(web::delete().to(admin::delete_user)))
+        .service(
+            resource("/admin/users/{username}")
+                .route(web::patch().to(admin::update_user))
+                .route(web::delete().to(admin::delete_user)),
+        )
+        .service(
+            resource("/admin/users/{username}/password")
+                .route(web::put().to(admin::reset_password)),
+        )
         .service(
             resource("/admin/users/{username}/sessions")
                 .route(web::get().to(admin::list_sessions))

@@ -25,7 +25,7 @@ pub fn ensure_admin(conn: &mut DbConn, keys_dir: &Path) -> anyhow::Result<Option
     let mut raw = [0u8; 24];
     getrandom::getrandom(&mut raw).context("reading the OS random generator")?;
     let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let password = Password::for_new_user(&text).map_err(anyhow::Error::msg)?;
+    let password = Password::for_new_user(&text, "admin").map_err(anyhow::Error::msg)?;
     let hash = hash_blocking(&password)?;
     let username = Username::parse("admin").map_err(anyhow::Error::msg)?;
     let roles = Roles::new([Role::parse(Role::ADMIN).map_err(anyhow::Error::msg)?]);

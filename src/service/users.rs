@@ -6,8 +6,10 @@ use uuid::Uuid;
 
 use crate::db::audit::Event;
 use crate::db::users::{self, NewUser, UserRow};
-use crate::db::{DbConn, is_unique_violation, now, write_tx};
+use crate::db::{Db, DbConn, is_unique_violation, now, throttle, write_tx};
+use crate::domain::Password;
 use crate::domain::{Roles, Username};
+use crate::service::passwords::{HashError, PasswordHasher};
 use crate::service::sessions;
 
 /// Why a user operation failed.
@@ -17,8 +19,29 @@ pub enum UserError {
     Duplicate(String),
     #[error("no user named {0}")]
     NotFound(String),
+    /// A password that may not be set; the message says which rule.
+    #[error("{0}")]
+    BadPassword(String),
+    /// The current password given for a change is wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
+    /// Too many failed password checks for this user.
+    #[error("too many failed attempts; retry after {0} seconds")]
+    Throttled(i64),
+    /// Too many password hashes waiting.
+    #[error("the server is busy; retry shortly")]
+    Busy,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<HashError> for UserError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Self::Busy,
+            HashError::Internal(e) => Self::Internal(e),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for UserError {
@@ -71,21 +94,134 @@ pub fn list(conn: &mut DbConn) -> anyhow::Result<Vec<UserRow>> {
     users::list(conn).context("listing users")
 }
 
-/// Disables a user and revokes all their refresh families, in one transaction. Returns how many
-/// families were revoked.
+/// The user named `username`.
+pub fn named(conn: &mut DbConn, username: &str) -> Result<UserRow, UserError> {
+    users::find_by_username(conn, username)?.ok_or_else(|| UserError::NotFound(username.to_owned()))
+}
+
+/// A change to a user; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserChange {
+    pub roles: Option<Roles>,
+    pub disabled: Option<bool>,
+}
+
+/// Changes a user's roles and enabled state in one transaction. Disabling ends every session
+/// and revokes every access token issued to them; enabling lets them log in again; new roles
+/// show in their next refresh. Returns the user as stored and how many sessions ended.
+pub fn update(
+    conn: &mut DbConn,
+    username: &str,
+    change: &UserChange,
+    actor: Option<&str>,
+) -> Result<(UserRow, usize), UserError> {
+    let t = now();
+    write_tx(conn, |conn| -> Result<(UserRow, usize), UserError> {
+        let user = named(conn, username)?;
+        let mut ended = 0;
+        if let Some(roles) = &change.roles {
+            let stored = roles.to_stored();
+            if stored != user.roles {
+                users::set_roles(conn, &user.id, &stored, t)?;
+                Event::new("user_roles_changed", Some(username), None)
+                    .by(actor)
+                    .with(json!({"from": user.roles, "to": stored}))
+                    .record(conn)?;
+            }
+        }
+        match change.disabled {
+            Some(true) if !user.disabled => {
+                users::set_disabled(conn, &user.id, true, t)?;
+                ended = sessions::end_user(conn, &user.id, "user disabled", t)?;
+                Event::new("user_disabled", Some(username), None)
+                    .by(actor)
+                    .with(json!({"revoked_families": ended}))
+                    .record(conn)?;
+            }
+            Some(false) if user.disabled => {
+                users::set_disabled(conn, &user.id, false, t)?;
+                Event::new("user_enabled", Some(username), None)
+                    .by(actor)
+                    .record(conn)?;
+            }
+            _ => {}
+        }
+        Ok((named(conn, username)?, ended))
+    })
+}
+
+/// Disables a user (see [`update`]); returns how many sessions it ended.
 pub fn disable(conn: &mut DbConn, username: &str, actor: Option<&str>) -> Result<usize, UserError> {
+    let change = UserChange {
+        roles: None,
+        disabled: Some(true),
+    };
+    update(conn, username, &change, actor).map(|(_, ended)| ended)
+}
+
+/// Stores a new password hash for `user_id` and ends every session of the user (their access
+/// tokens are revoked too): a password change or an admin's reset. `event` is what the audit
+/// log calls it.
+pub fn set_password(
+    conn: &mut DbConn,
+    user: &UserRow,
+    hash: &str,
+    event: &'static str,
+    actor: Option<&str>,
+) -> Result<usize, UserError> {
     let t = now();
     write_tx(conn, |conn| -> Result<usize, UserError> {
-        let user_id = users::disable(conn, username, t)
-            .context("disabling the user")?
-            .ok_or_else(|| UserError::NotFound(username.to_owned()))?;
-        let revoked = sessions::end_user(conn, &user_id, "user disabled", t)
-            .context("revoking the user's refresh tokens")?;
-        Event::new("user_disabled", Some(username), None)
+        users::set_password_hash(conn, &user.id, hash, t)?;
+        let ended = sessions::end_user(conn, &user.id, "password changed", t)?;
+        Event::new(event, Some(&user.username), None)
             .by(actor)
-            .with(json!({"revoked_families": revoked}))
-            .record(conn)
-            .context("auditing")?;
-        Ok(revoked)
+            .with(json!({"ended_sessions": ended}))
+            .record(conn)?;
+        Ok(ended)
     })
+}
+
+/// `POST /me/password`: checks the current password (a wrong one counts as a failed login for
+/// the throttle), applies the password policy to the new one, stores it and ends every session
+/// of the user, this one included.
+pub async fn change_password(
+    db: &Db,
+    hasher: &PasswordHasher,
+    user_id: &str,
+    current: Password,
+    new: &str,
+    source: Option<String>,
+) -> Result<(), UserError> {
+    let id = user_id.to_owned();
+    let t = now();
+    let (user, locked) = db
+        .run(move |conn| {
+            let user = users::find_by_id(conn, &id)?.context("the caller's user is gone")?;
+            let locked = throttle::locked_for(conn, &user.username, t)?;
+            Ok((user, locked))
+        })
+        .await?;
+    if let Some(secs) = locked {
+        return Err(UserError::Throttled(secs));
+    }
+    if !hasher
+        .verify(current, Some(user.password_hash.clone()))
+        .await?
+    {
+        let name = user.username.clone();
+        db.run(move |conn| {
+            throttle::record_failure(conn, &name, now())?;
+            Event::new("password_change_failed", Some(&name), source.as_deref()).record(conn)?;
+            Ok(())
+        })
+        .await?;
+        return Err(UserError::WrongPassword);
+    }
+    let new = Password::for_new_user(new, &user.username).map_err(UserError::BadPassword)?;
+    let hash = hasher.hash(new).await?;
+    let name = user.username.clone();
+    db.run_typed(move |conn| {
+        set_password(conn, &user, &hash, "password_changed", Some(&name)).map(|_| ())
+    })
+    .await
 }
