@@ -9,7 +9,8 @@ use clap::{ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Su
 
 use crate::crypto::signing::Alg;
 use crate::db::DatabaseUrl;
-use crate::domain::{Audience, ClientId, GrantType, Role, ScopeName, Username};
+use crate::domain::{Audience, Cidr, ClientId, GrantType, Role, ScopeName, Username};
+use crate::service::throttle::Limits;
 
 /// jwt-issuer: log users in, mint short-lived signed tokens, publish the keys to verify them.
 #[derive(Parser, Debug)]
@@ -121,6 +122,49 @@ pub struct Options {
     #[arg(long = "rotate-every", env = "ISSUER_ROTATE_EVERY", global = true, value_name = "DURATION",
           value_parser = parse_duration)]
     pub rotate_every: Option<u64>,
+
+    /// A session (refresh-token family) ends this long after its login, however often it is
+    /// used (the idle limit is --refresh-ttl).
+    #[arg(long = "session-max-age", env = "ISSUER_SESSION_MAX_AGE", global = true, value_name = "DURATION",
+          default_value = "30d", value_parser = parse_duration)]
+    pub session_max_age: u64,
+
+    /// A reverse proxy whose X-Forwarded-For is believed (repeatable; the variable is
+    /// comma-separated): the client address is then the right-most X-Forwarded-For entry that is
+    /// not a trusted proxy. Requests from other peers use the TCP peer address.
+    #[arg(
+        long = "trusted-proxy",
+        env = "ISSUER_TRUSTED_PROXIES",
+        global = true,
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// The window in which failed logins are counted.
+    #[arg(long = "throttle-window", env = "ISSUER_THROTTLE_WINDOW", global = true, value_name = "DURATION",
+          default_value = "15m", value_parser = parse_duration)]
+    pub throttle_window: u64,
+
+    /// Failed logins of one username from one client address before that pair is locked.
+    #[arg(long = "throttle-per-user-address", env = "ISSUER_THROTTLE_PER_USER_ADDRESS", global = true,
+          value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub throttle_per_user_address: i32,
+
+    /// Failed logins from one client address (any usernames) before the address is locked.
+    #[arg(long = "throttle-per-address", env = "ISSUER_THROTTLE_PER_ADDRESS", global = true,
+          value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(i32).range(1..=100_000))]
+    pub throttle_per_address: i32,
+
+    /// Failed logins of one username (any addresses) before it is locked everywhere.
+    #[arg(long = "throttle-per-user", env = "ISSUER_THROTTLE_PER_USER", global = true,
+          value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=1_000_000))]
+    pub throttle_per_user: i32,
+
+    /// How long audit events are kept (at least 1d).
+    #[arg(long = "audit-retention", env = "ISSUER_AUDIT_RETENTION", global = true, value_name = "DURATION",
+          default_value = "365d", value_parser = parse_retention)]
+    pub audit_retention: u64,
 
     /// How often expired refresh tokens, revoked token ids and throttle rows are deleted.
     #[arg(long = "purge-every", env = "ISSUER_PURGE_EVERY", global = true, value_name = "DURATION",
@@ -370,6 +414,14 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(secs)
 }
 
+fn parse_retention(s: &str) -> Result<u64, String> {
+    let secs = parse_duration(s)?;
+    if secs < 86_400 {
+        return Err("must be at least 1d".into());
+    }
+    Ok(secs)
+}
+
 fn parse_origin(s: &str) -> Result<String, String> {
     let url = url::Url::parse(s).map_err(|e| format!("not an origin: {e}"))?;
     let origin = url.origin().ascii_serialization();
@@ -402,6 +454,14 @@ pub struct Settings {
     pub keys_dir: PathBuf,
     /// Allowed CORS origins.
     pub cors_origins: Vec<String>,
+    /// The longest a session lives, used or not, seconds.
+    pub session_max_age: i64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The login throttle's limits.
+    pub throttle: Limits,
+    /// How long audit events are kept, seconds.
+    pub audit_retention: i64,
 }
 
 /// Clock leeway when checking `exp`/`nbf`, seconds.
@@ -429,6 +489,15 @@ impl Settings {
             purge_every: options.purge_every,
             keys_dir: options.keys_dir.clone(),
             cors_origins: options.cors_origins.clone(),
+            session_max_age: i64::try_from(options.session_max_age).unwrap_or(i64::MAX),
+            trusted_proxies: options.trusted_proxies.clone(),
+            throttle: Limits {
+                window: i64::try_from(options.throttle_window).unwrap_or(i64::MAX),
+                per_user_address: options.throttle_per_user_address,
+                per_address: options.throttle_per_address,
+                per_user: options.throttle_per_user,
+            },
+            audit_retention: i64::try_from(options.audit_retention).unwrap_or(i64::MAX),
         }
     }
 

@@ -135,7 +135,7 @@ impl Application {
         let purger = actix_web::rt::spawn(maintenance::run(
             self.state.db.clone(),
             settings.purge_every,
-            settings.refresh_ttl,
+            settings.clone(),
         ));
         let result = self.server.await;
         watcher.abort();

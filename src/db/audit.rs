@@ -1,5 +1,8 @@
-//! The `audit_log` table: an append-only record of security events. The database refuses
-//! updates and deletes (triggers), so not even a bug here can rewrite it. Nothing secret is
+//! The `audit_log` table: a record of security events that is never rewritten. The database
+//! refuses any update but a repeat count (triggers), and deletes of rows younger than a day, so
+//! not even a bug here can rewrite history. Repeated identical failures (same event, subject
+//! and address within [`FOLD_WINDOW_SECS`]) fold into one row with a count, so the log cannot be
+//! flooded without credentials; rows older than the retention are purged. Nothing secret is
 //! ever written: usernames, kids, addresses and outcomes only.
 
 use diesel::prelude::*;
@@ -18,7 +21,22 @@ pub struct AuditRow {
     pub subject: Option<String>,
     pub source: Option<String>,
     pub detail: Option<String>,
+    /// How many identical events this row stands for.
+    pub repeat_count: i64,
+    /// When the last of them happened, if more than one.
+    pub last_at: Option<i64>,
 }
+
+/// Identical failures this close together fold into one row.
+pub const FOLD_WINDOW_SECS: i64 = 5 * 60;
+
+/// The events that fold: failures anyone can cause without credentials.
+const FOLDED: &[&str] = &[
+    "login_failed",
+    "login_throttled",
+    "machine_login_failed",
+    "password_change_failed",
+];
 
 /// An event to record.
 #[derive(Insertable, Debug, Default)]
@@ -91,13 +109,18 @@ impl Event {
         self
     }
 
-    /// Appends it, now.
+    /// Appends it, now; a failure repeating one recorded within [`FOLD_WINDOW_SECS`] (same
+    /// event, subject and address) only counts up that row.
     pub fn record(&self, conn: &mut DbConn) -> QueryResult<()> {
+        let t = super::now();
+        if FOLDED.contains(&self.event) && self.fold(conn, t)? {
+            return Ok(());
+        }
         let detail = self.detail.as_ref().map(serde_json::Value::to_string);
         record(
             conn,
             &NewEvent {
-                at: super::now(),
+                at: t,
                 event: self.event,
                 actor: self.actor.as_deref(),
                 subject: self.subject.as_deref(),
@@ -106,6 +129,43 @@ impl Event {
             },
         )
     }
+}
+
+impl Event {
+    fn fold(&self, conn: &mut DbConn, t: i64) -> QueryResult<bool> {
+        let mut query = audit_log::table
+            .filter(audit_log::event.eq(self.event))
+            .filter(audit_log::at.ge(t - FOLD_WINDOW_SECS))
+            .into_boxed();
+        query = match &self.subject {
+            Some(s) => query.filter(audit_log::subject.eq(s.clone())),
+            None => query.filter(audit_log::subject.is_null()),
+        };
+        query = match &self.source {
+            Some(s) => query.filter(audit_log::source.eq(s.clone())),
+            None => query.filter(audit_log::source.is_null()),
+        };
+        let Some(id) = query
+            .order(audit_log::id.desc())
+            .select(audit_log::id)
+            .first::<i64>(conn)
+            .optional()?
+        else {
+            return Ok(false);
+        };
+        diesel::update(audit_log::table.find(id))
+            .set((
+                audit_log::repeat_count.eq(audit_log::repeat_count + 1),
+                audit_log::last_at.eq(t),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    }
+}
+
+/// Deletes events from before `cutoff` (the retention purge); returns how many.
+pub fn purge_older_than(conn: &mut DbConn, cutoff: i64) -> QueryResult<usize> {
+    diesel::delete(audit_log::table.filter(audit_log::at.lt(cutoff))).execute(conn)
 }
 
 /// The newest `limit` events, newest first.

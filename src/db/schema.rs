@@ -65,8 +65,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    login_throttle (username) {
-        username -> Text,
+    login_attempts (key) {
+        key -> Text,
         failures -> Integer,
         window_start -> BigInt,
         locked_until -> BigInt,
@@ -82,6 +82,8 @@ diesel::table! {
         subject -> Nullable<Text>,
         source -> Nullable<Text>,
         detail -> Nullable<Text>,
+        repeat_count -> BigInt,
+        last_at -> Nullable<BigInt>,
     }
 }
 
@@ -145,7 +147,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     refresh_families,
     refresh_tokens,
-    login_throttle,
+    login_attempts,
     audit_log,
     revoked_access_tokens,
     client_keys,

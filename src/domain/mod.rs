@@ -4,6 +4,7 @@
 //! Nothing here does I/O.
 
 mod client;
+mod net;
 mod password;
 mod refresh_token;
 mod roles;
@@ -11,6 +12,7 @@ mod scope;
 mod username;
 
 pub use client::{Audience, ClientId, ClientSecret, GrantType};
+pub use net::Cidr;
 pub use password::Password;
 pub use refresh_token::RefreshToken;
 pub use roles::{Role, Roles};

@@ -286,6 +286,8 @@ pub async fn audit_log(
                 "subject": e.subject,
                 "source": e.source,
                 "detail": e.detail.map(|d| serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))),
+                "count": e.repeat_count,
+                "last_at": e.last_at.map(|t| time(Some(t))),
             })
         })
         .collect();

@@ -94,10 +94,11 @@ pub async fn change_password(
     users::change_password(
         &state.db,
         &state.grants.hasher,
+        &state.settings.throttle,
         &caller.claims.sub,
         current,
         &body.new_password,
-        peer::client_address(&req).map(|a| a.to_string()),
+        peer::client_address(&req),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())

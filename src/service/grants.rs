@@ -15,13 +15,14 @@ use crate::crypto::jwt::{self, ACCESS_TOKEN_TYPE, AccessClaims, Audiences};
 use crate::db::audit::Event;
 use crate::db::refresh::{self, FamilyRow, IssuedRow, TokenRow};
 use crate::db::users::UserRow;
-use crate::db::{Db, now, throttle, users, write_tx};
+use crate::db::{Db, now, users, write_tx};
 use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, Username};
 use crate::service::keyring::KeyStore;
 use crate::service::machine::{self, Form, MachineError};
 use crate::service::passwords::{HashError, PasswordHasher};
 use crate::service::registry::{Client, Denied, Granted, RegistryStore};
 use crate::service::sessions;
+use crate::service::throttle::Attempt;
 
 /// What a successful grant hands out.
 #[derive(Debug)]
@@ -149,10 +150,14 @@ impl Grants {
         };
         let t = now();
         let name = username.as_str().to_owned();
+        let limits = self.settings.throttle;
+        let attempt = Attempt::new(&limits, username.as_str(), req.source);
+        let reserving = attempt.clone();
+        // Counted before the hash: parallel guesses cannot outrun the throttle.
         let (locked, user) = self
             .db
             .run(move |conn| {
-                let locked = throttle::locked_for(conn, &name, t)?;
+                let locked = reserving.reserve(conn, &limits, t)?;
                 let user = match locked {
                     Some(_) => None,
                     None => users::find_by_username(conn, &name)?,
@@ -172,21 +177,31 @@ impl Grants {
             return Err(GrantError::Throttled(secs));
         }
 
-        let matched = self
+        let matched = match self
             .hasher
             .verify(
                 login.password,
                 user.as_ref().map(|u| u.password_hash.clone()),
             )
-            .await?;
+            .await
+        {
+            Ok(matched) => matched,
+            Err(e) => {
+                // Nothing was checked: the reservation is not a failure.
+                let cancelling = attempt.clone();
+                self.db
+                    .run(move |conn| Ok(cancelling.cancel(conn, now())?))
+                    .await?;
+                return Err(e.into());
+            }
+        };
         let user = match user {
             Some(u) if matched && !u.disabled => u,
             _ => {
+                // The reservation stands as the failure.
                 let name = username.as_str().to_owned();
                 self.db
                     .run(move |conn| {
-                        let t = now();
-                        throttle::record_failure(conn, &name, t)?;
                         Event::new("login_failed", Some(&name), source.as_deref()).record(conn)?;
                         Ok(())
                     })
@@ -216,7 +231,8 @@ impl Grants {
             token_hash: refresh_token.hash(),
             family_id: family.id.clone(),
             created_at: t,
-            expires_at: t + self.settings.refresh_ttl,
+            // Idle lifetime, never beyond the session's absolute one.
+            expires_at: t + self.settings.refresh_ttl.min(self.settings.session_max_age),
             used_at: None,
         };
         let name = user.username.clone();
@@ -237,7 +253,7 @@ impl Grants {
         self.db
             .run(move |conn| {
                 write_tx(conn, |conn| -> anyhow::Result<()> {
-                    throttle::clear(conn, &name)?;
+                    attempt.succeeded(conn, now())?;
                     refresh::start_family(conn, &family, &first)?;
                     refresh::record_issued(conn, &issued)?;
                     Event::new("login_ok", Some(&name), source.as_deref())
@@ -282,7 +298,7 @@ impl Grants {
         let new = RefreshToken::generate().context("reading the OS random generator")?;
         let (old_hash, new_hash) = (old.hash(), new.hash());
         let t = now();
-        let expires = t + self.settings.refresh_ttl;
+        let (idle, max_age) = (self.settings.refresh_ttl, self.settings.session_max_age);
         let registry = self.registry.current();
         let asking = client.clone();
         let settings = self.settings.clone();
@@ -303,7 +319,13 @@ impl Grants {
                     if token.used_at.is_some() {
                         return reused(conn);
                     }
-                    if token.expires_at <= t || family.revoked_at.is_some() || user.disabled {
+                    // The session's end: idle (the token's own expiry) or absolute (its age).
+                    let session_ends = family.created_at.saturating_add(max_age);
+                    if token.expires_at <= t
+                        || session_ends <= t
+                        || family.revoked_at.is_some()
+                        || user.disabled
+                    {
                         return Ok(Refreshed::Invalid);
                     }
                     if family.client_id != asking.id.as_str() {
@@ -341,7 +363,7 @@ impl Grants {
                             token_hash: new_hash,
                             family_id: family.id.clone(),
                             created_at: t,
-                            expires_at: expires,
+                            expires_at: (t + idle).min(session_ends),
                             used_at: None,
                         },
                     )?;

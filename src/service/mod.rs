@@ -14,5 +14,6 @@ pub mod passwords;
 pub mod registry;
 pub mod revocation;
 pub mod sessions;
+pub mod throttle;
 pub mod time;
 pub mod users;

@@ -6,11 +6,14 @@ use uuid::Uuid;
 
 use crate::db::audit::Event;
 use crate::db::users::{self, NewUser, UserRow};
-use crate::db::{Db, DbConn, is_unique_violation, now, throttle, write_tx};
+use std::net::IpAddr;
+
+use crate::db::{Db, DbConn, is_unique_violation, now, write_tx};
 use crate::domain::Password;
 use crate::domain::{Roles, Username};
 use crate::service::passwords::{HashError, PasswordHasher};
 use crate::service::sessions;
+use crate::service::throttle::{Attempt, Limits};
 
 /// Why a user operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -187,36 +190,51 @@ pub fn set_password(
 pub async fn change_password(
     db: &Db,
     hasher: &PasswordHasher,
+    limits: &Limits,
     user_id: &str,
     current: Password,
     new: &str,
-    source: Option<String>,
+    source: Option<IpAddr>,
 ) -> Result<(), UserError> {
     let id = user_id.to_owned();
     let t = now();
-    let (user, locked) = db
+    let limits = *limits;
+    let (user, attempt, locked) = db
         .run(move |conn| {
             let user = users::find_by_id(conn, &id)?.context("the caller's user is gone")?;
-            let locked = throttle::locked_for(conn, &user.username, t)?;
-            Ok((user, locked))
+            let attempt = Attempt::new(&limits, &user.username, source);
+            let locked = attempt.reserve(conn, &limits, t)?;
+            Ok((user, attempt, locked))
         })
         .await?;
     if let Some(secs) = locked {
         return Err(UserError::Throttled(secs));
     }
-    if !hasher
+    let checked = hasher
         .verify(current, Some(user.password_hash.clone()))
-        .await?
-    {
+        .await;
+    let matched = match checked {
+        Ok(m) => m,
+        Err(e) => {
+            let cancelling = attempt.clone();
+            db.run(move |conn| Ok(cancelling.cancel(conn, now())?))
+                .await?;
+            return Err(e.into());
+        }
+    };
+    if !matched {
+        // The reservation stands as a failed login.
         let name = user.username.clone();
+        let source = source.map(|a| a.to_string());
         db.run(move |conn| {
-            throttle::record_failure(conn, &name, now())?;
             Event::new("password_change_failed", Some(&name), source.as_deref()).record(conn)?;
             Ok(())
         })
         .await?;
         return Err(UserError::WrongPassword);
     }
+    db.run(move |conn| Ok(attempt.succeeded(conn, now())?))
+        .await?;
     let new = Password::for_new_user(new, &user.username).map_err(UserError::BadPassword)?;
     let hash = hasher.hash(new).await?;
     let name = user.username.clone();

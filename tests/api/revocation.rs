@@ -537,14 +537,14 @@ async fn purge_removes_expired_rows_and_keeps_live_ones(backend: Backend) {
     app.sql(&format!(
         "UPDATE revoked_access_tokens SET exp = 1 WHERE jti = '{old_jti}'"
     ));
-    app.sql("UPDATE login_throttle SET window_start = 1, locked_until = 1");
+    app.sql("UPDATE login_attempts SET window_start = 1, locked_until = 1");
     let audit_before = app.count("audit_log");
     let keys_before = app.count("signing_keys");
 
     let started = Instant::now();
     while app.count("refresh_tokens") != 1
         || app.count("revoked_access_tokens") != 1
-        || app.count("login_throttle") != 0
+        || app.count("login_attempts") != 0
         || app.count("refresh_families") != 1
     {
         assert!(

@@ -102,13 +102,20 @@ async fn sessions_record_client_address_agent_and_use(backend: Backend) {
     let current = from_phone.iter().find(|s| s["current"] == true).unwrap();
     assert_eq!(current["id"], other["id"]);
     // A refresh moves last_used_at and keeps the session (and its current mark).
-    app.sql("UPDATE refresh_families SET last_used_at = 1000, created_at = 1000");
+    let day_ago = chrono::Utc::now().timestamp() - 86_400;
+    app.sql(&format!(
+        "UPDATE refresh_families SET last_used_at = {day_ago}, created_at = {day_ago}"
+    ));
+    let day_ago_text = chrono::DateTime::from_timestamp(day_ago, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let refreshed = app.refresh(&refresh_token(&phone)).await.json();
     let after = my_sessions(&app, &access(&refreshed)).await;
     let current = after.iter().find(|s| s["current"] == true).unwrap();
     assert_eq!(current["id"], other["id"]);
-    assert_eq!(current["created_at"], "1970-01-01T00:16:40Z");
-    assert_ne!(current["last_used_at"], "1970-01-01T00:16:40Z");
+    assert_eq!(current["created_at"], day_ago_text.as_str());
+    assert_ne!(current["last_used_at"], day_ago_text.as_str());
     // No secrets in the listing.
     let text = app
         .call("GET", "/me/sessions", Some(&access(&laptop)), None)

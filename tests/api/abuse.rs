@@ -1,0 +1,365 @@
+//! Abuse without credentials (contract §6): throttling by (username, address), by address and
+//! by username, reserved before hashing; the client address behind trusted proxies; the audit
+//! log folding repeated failures and keeping a bounded history; sessions' absolute lifetime.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::{Backend, Resp, TestApp, read, spawn_app, spawn_app_with};
+
+both_backends!(
+    spraying_many_usernames_from_one_address_is_throttled,
+    failures_at_one_address_do_not_lock_the_user_out_at_another,
+    parallel_guesses_cannot_outrun_the_throttle,
+    untrusted_peers_cannot_choose_their_address,
+    hostile_forwarded_headers_are_handled,
+    a_flood_of_bogus_logins_does_not_starve_a_real_one,
+    repeated_failures_fold_into_one_audit_row,
+    old_audit_rows_are_purged_and_young_ones_are_safe,
+    sessions_end_at_their_absolute_age,
+);
+
+const PROXIED: &[&str] = &["--trusted-proxy", "127.0.0.1/32"];
+
+async fn login_from(app: &TestApp, address: &str, username: &str, password: &str) -> Resp {
+    read(
+        app.client
+            .post(app.url("/oauth/token"))
+            .insert_header(("x-forwarded-for", format!("6.6.6.6, {address}")))
+            .send_form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ])
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn spraying_many_usernames_from_one_address_is_throttled(backend: Backend) {
+    let app = spawn_app_with(&backend, PROXIED).await;
+    let attacker = "203.0.113.5";
+    // One common password against many usernames: 20 tries from one address, then 429.
+    for i in 0..20 {
+        login_from(&app, attacker, &format!("user{i}"), "Summer2026!")
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    let locked = login_from(&app, attacker, "user-new", "Summer2026!").await;
+    locked.assert_error(429, "too_many_requests");
+    assert!(
+        locked
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    // Even the right password of a real user, from that address.
+    login_from(&app, attacker, "admin", &app.admin_password())
+        .await
+        .assert_error(429, "too_many_requests");
+    // Everyone else is unaffected.
+    let other = login_from(&app, "198.51.100.2", "admin", &app.admin_password()).await;
+    assert_eq!(other.status, 200, "{}", other.text());
+    // Sessions and the audit log see the client address, not the proxy's.
+    let token = other.json()["access_token"].as_str().unwrap().to_owned();
+    let sessions = app
+        .call("GET", "/me/sessions", Some(&token), None)
+        .await
+        .json();
+    assert_eq!(sessions["sessions"][0]["ip"], "198.51.100.2");
+    let admin = app.admin_token().await;
+    let audit = app
+        .call("GET", "/admin/audit?limit=100", Some(&admin), None)
+        .await
+        .json();
+    assert!(
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "login_failed" && e["source"] == attacker)
+    );
+}
+
+async fn failures_at_one_address_do_not_lock_the_user_out_at_another(backend: Backend) {
+    let app = spawn_app_with(
+        &backend,
+        &["--trusted-proxy", "127.0.0.1", "--throttle-per-user", "12"],
+    )
+    .await;
+    let pw = app.admin_password();
+    let admin = app.admin_token().await;
+    app.add_user(&admin, "olive", "olive's long password", &[])
+        .await;
+    for _ in 0..5 {
+        login_from(&app, "203.0.113.7", "admin", "guess")
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    // Locked for admin at the attacker's address...
+    login_from(&app, "203.0.113.7", "admin", &pw)
+        .await
+        .assert_error(429, "too_many_requests");
+    // ...not at the admin's.
+    assert_eq!(
+        login_from(&app, "198.51.100.9", "admin", &pw).await.status,
+        200
+    );
+    // A success forgets this address's failures for the user, not the attacker's.
+    login_from(&app, "203.0.113.7", "admin", &pw)
+        .await
+        .assert_error(429, "too_many_requests");
+    // Many addresses reach the per-username ceiling (12): then the user is locked everywhere.
+    for i in 0..7 {
+        let r = login_from(&app, &format!("192.0.2.{}", i + 1), "admin", "guess").await;
+        r.assert_error(400, "invalid_grant");
+    }
+    login_from(&app, "198.51.100.9", "admin", &pw)
+        .await
+        .assert_error(429, "too_many_requests");
+    // Other users are not, even from an address that failed for admin.
+    let olive = login_from(&app, "192.0.2.1", "olive", "olive's long password").await;
+    assert_eq!(olive.status, 200, "{}", olive.text());
+}
+
+async fn parallel_guesses_cannot_outrun_the_throttle(backend: Backend) {
+    let app = spawn_app_with(&backend, PROXIED).await;
+    let pw = app.admin_password();
+    // 39 wrong guesses and the right password, all at once, from one address.
+    let guesses = (0..40).map(|i| {
+        let app = &app;
+        let pw = pw.clone();
+        async move {
+            let password = if i == 20 { pw } else { format!("guess {i}") };
+            login_from(app, "203.0.113.40", "admin", &password).await
+        }
+    });
+    let results = futures_util::future::join_all(guesses).await;
+    let checked = results.iter().filter(|r| r.status != 429).count();
+    let throttled = results.iter().filter(|r| r.status == 429).count();
+    assert!(
+        checked <= 5,
+        "only 5 attempts may be checked, {checked} were"
+    );
+    assert_eq!(checked + throttled, 40);
+    for r in results.iter().filter(|r| r.status != 429) {
+        assert!(r.status == 200 || r.status == 400, "{}", r.text());
+    }
+}
+
+async fn untrusted_peers_cannot_choose_their_address(backend: Backend) {
+    // No --trusted-proxy: X-Forwarded-For is the client's own claim, and ignored.
+    let app = spawn_app(&backend).await;
+    for i in 0..5 {
+        login_from(&app, &format!("192.0.2.{i}"), "admin", "guess")
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    login_from(&app, "192.0.2.200", "admin", &app.admin_password())
+        .await
+        .assert_error(429, "too_many_requests");
+}
+
+async fn hostile_forwarded_headers_are_handled(backend: Backend) {
+    let app = spawn_app_with(&backend, PROXIED).await;
+    let pw = app.admin_password();
+    let huge = vec!["10.9.8.7"; 1000].join(", ");
+    for header in [
+        "garbage".to_owned(),
+        "".to_owned(),
+        "1.2.3.4:99999".to_owned(),
+        "[2001:db8::1]:443".to_owned(),
+        "2001:db8::2".to_owned(),
+        ", , ,".to_owned(),
+        huge,
+        "\u{00e9}".repeat(10),
+    ] {
+        let resp = read(
+            app.client
+                .post(app.url("/oauth/token"))
+                .insert_header(("x-forwarded-for", header.clone()))
+                .send_form(&[
+                    ("grant_type", "password"),
+                    ("username", "admin"),
+                    ("password", pw.as_str()),
+                ])
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(resp.status, 200, "{header:.40}: {}", resp.text());
+    }
+    let token = app.login_admin().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sessions = app
+        .call("GET", "/me/sessions", Some(&token), None)
+        .await
+        .json();
+    let ips: Vec<String> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ip"].as_str().unwrap().to_owned())
+        .collect();
+    for expected in ["2001:db8::1", "2001:db8::2", "10.9.8.7", "127.0.0.1"] {
+        assert!(ips.iter().any(|i| i == expected), "{expected} in {ips:?}");
+    }
+}
+
+async fn a_flood_of_bogus_logins_does_not_starve_a_real_one(backend: Backend) {
+    let app = spawn_app_with(&backend, PROXIED).await;
+    let pw = app.admin_password();
+    let flood = (0..600).map(|i| {
+        let app = &app;
+        async move { login_from(app, "203.0.113.66", &format!("bogus{i}"), "x").await }
+    });
+    let real = async {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        login_from(&app, "198.51.100.1", "admin", &pw).await
+    };
+    let (flooded, real) =
+        futures_util::future::join(futures_util::future::join_all(flood), real).await;
+    assert_eq!(real.status, 200, "{}", real.text());
+    // The flood reached the hasher at most as often as the per-address limit allows; the rest
+    // was turned away before any hashing.
+    let hashed = flooded.iter().filter(|r| r.status == 400).count();
+    assert!(hashed <= 20, "{hashed} bogus logins were hashed");
+    assert!(flooded.iter().all(|r| r.status == 400 || r.status == 429));
+}
+
+async fn repeated_failures_fold_into_one_audit_row(backend: Backend) {
+    let app = spawn_app_with(&backend, PROXIED).await;
+    let admin = app.admin_token().await;
+    let before = app.count("audit_log");
+    // 200 forged machine assertions naming one user, from one address.
+    let forged = |i: u32| {
+        use base64::Engine as _;
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.c2lnbmF0dXJl",
+            b64(json!({"alg": "RS256", "typ": "JWT"})),
+            b64(
+                json!({"iss": "victim", "sub": "victim", "aud": app.address, "exp": 9_999_999_999u64, "jti": i})
+            )
+        )
+    };
+    for i in 0..200 {
+        let r = read(
+            app.client
+                .post(app.url("/oauth/token"))
+                .insert_header(("x-forwarded-for", "203.0.113.99"))
+                .send_form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", forged(i).as_str()),
+                ])
+                .await
+                .unwrap(),
+        )
+        .await;
+        r.assert_error(400, "invalid_grant");
+    }
+    let added = app.count("audit_log") - before;
+    assert!(added <= 2, "200 identical failures added {added} rows");
+    let audit = app
+        .call("GET", "/admin/audit?limit=10", Some(&admin), None)
+        .await
+        .json();
+    let row = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "machine_login_failed")
+        .unwrap()
+        .clone();
+    assert_eq!(row["count"], 200, "{row}");
+    assert_eq!(row["subject"], "victim");
+    assert_eq!(row["source"], "203.0.113.99");
+    assert!(row["last_at"].is_string());
+    // Another address or another subject is its own row.
+    let r = read(
+        app.client
+            .post(app.url("/oauth/token"))
+            .insert_header(("x-forwarded-for", "203.0.113.100"))
+            .send_form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", forged(1).as_str()),
+            ])
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_error(400, "invalid_grant");
+    assert_eq!(app.count("audit_log") - before, added + 1);
+}
+
+async fn old_audit_rows_are_purged_and_young_ones_are_safe(backend: Backend) {
+    let app = spawn_app_with(
+        &backend,
+        &["--audit-retention", "30d", "--purge-every", "1s"],
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let old = now - 31 * 86_400;
+    let kept = now - 29 * 86_400;
+    app.sql(&format!(
+        "INSERT INTO audit_log (at, event, subject) VALUES ({old}, 'login_failed', 'ancient'), ({kept}, 'login_failed', 'recent')"
+    ));
+    let started = std::time::Instant::now();
+    while app.count("audit_log WHERE subject = 'ancient'") != 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "not purged");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.count("audit_log WHERE subject = 'recent'"), 1);
+    // The database itself refuses to rewrite or delete young rows.
+    assert!(app.try_sql("DELETE FROM audit_log").is_err());
+    assert!(
+        app.try_sql("UPDATE audit_log SET subject = 'someone else'")
+            .is_err()
+    );
+    assert!(
+        app.try_sql("UPDATE audit_log SET event = 'nothing'")
+            .is_err()
+    );
+    // A retention shorter than a day is refused.
+    let (code, _, err) = crate::helpers::run_cli(&["migrate", "--audit-retention", "1h"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("--audit-retention"), "{err}");
+}
+
+async fn sessions_end_at_their_absolute_age(backend: Backend) {
+    let app = spawn_app_with(&backend, &["--session-max-age", "1h"]).await;
+    let login = app.login_admin().await;
+    let rt = login["refresh_token"].as_str().unwrap().to_owned();
+    let refreshed = app.refresh(&rt).await;
+    assert_eq!(refreshed.status, 200);
+    let rt = refreshed.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Used all along, the session still ends an hour after its login.
+    let hour_ago = chrono::Utc::now().timestamp() - 3601;
+    app.sql(&format!(
+        "UPDATE refresh_families SET created_at = {hour_ago}"
+    ));
+    app.refresh(&rt).await.assert_error(400, "invalid_grant");
+    // Refresh tokens never outlive their session.
+    let fresh = app.login_admin().await;
+    let hash = crate::helpers::sha256_hex(fresh["refresh_token"].as_str().unwrap());
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        app.count(&format!(
+            "refresh_tokens WHERE token_hash = '{hash}' AND expires_at <= {}",
+            now + 3600
+        )),
+        1
+    );
+}
