@@ -60,8 +60,11 @@ impl Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Options {
     /// Database: sqlite://PATH (created on first run) or postgres://…
+    // The URL may carry a password: --help never shows the variable's value, and a bad value
+    // is reported without echoing it.
     #[arg(long = "database", env = "DATABASE_URL", global = true, value_name = "URL",
-          default_value = "sqlite://data/issuer.db", value_parser = DatabaseUrl::parse)]
+          default_value = "sqlite://data/issuer.db", value_parser = SecretDatabaseUrl,
+          hide_env_values = true)]
     pub database: DatabaseUrl,
 
     /// Address to listen on.
@@ -412,6 +415,33 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         return Err("must be between 1s and 3650d".into());
     }
     Ok(secs)
+}
+
+/// Parses `--database` without ever repeating the value in an error (it may hold a password).
+#[derive(Clone)]
+struct SecretDatabaseUrl;
+
+impl clap::builder::TypedValueParser for SecretDatabaseUrl {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let reason = match value.to_str() {
+            Some(text) => match DatabaseUrl::parse(text) {
+                Ok(url) => return Ok(url),
+                Err(reason) => reason,
+            },
+            None => "the value is not valid UTF-8".to_owned(),
+        };
+        Err(cmd.clone().error(
+            clap::error::ErrorKind::ValueValidation,
+            format!("invalid value for '--database <URL>' (DATABASE_URL): {reason}"),
+        ))
+    }
 }
 
 fn parse_retention(s: &str) -> Result<u64, String> {

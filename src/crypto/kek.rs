@@ -3,7 +3,6 @@
 //! database dump alone reveals no private key.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
@@ -31,13 +30,18 @@ impl std::fmt::Debug for Kek {
 impl Kek {
     /// Loads the KEK from `dir`, creating the folder (0700) and the key (0600) if missing.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
-        create_private_dir(dir)?;
+        crate::files::create_private_dir(dir)?;
+        crate::files::warn_if_shared(dir, "the keys dir");
         let path = dir.join(KEK_FILE);
         if !path.exists() {
             let mut raw = [0u8; 32];
             getrandom::getrandom(&mut raw).context("reading the OS random generator")?;
-            write_private_file(&path, format!("{}\n", STANDARD.encode(raw)).as_bytes())?;
+            crate::files::write_private_file(
+                &path,
+                format!("{}\n", STANDARD.encode(raw)).as_bytes(),
+            )?;
         }
+        crate::files::warn_if_shared(&path, "the key-encryption key");
         let text = fs::read_to_string(&path)
             .with_context(|| format!("reading the key-encryption key {}", path.display()))?;
         let raw = STANDARD
@@ -105,40 +109,6 @@ impl Kek {
             })?;
         Ok(plain.to_vec())
     }
-}
-
-/// Creates `dir` (and parents) if missing; a new folder gets mode 0700.
-pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .with_context(|| format!("creating the keys dir {}", dir.display()))
-}
-
-/// Writes a new file readable by its owner only (0600); fails if it already exists.
-pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut file = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// How long a SQLite writer waits for the lock before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
+/// How long a request waits for a database connection before it is answered 503 (and a CLI
+/// command gives up): together with the query itself, well within the 3 seconds the contract
+/// allows.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A connection to either backend; queries written once against it run on both.
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
@@ -91,6 +96,20 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// The URL with libpq's `connect_timeout` set (unless it already is), so that connecting to an
+/// unreachable host fails instead of hanging.
+fn with_connect_timeout(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.query_pairs().any(|(k, _)| k == "connect_timeout") => {
+            parsed
+                .query_pairs_mut()
+                .append_pair("connect_timeout", &CONNECT_TIMEOUT.as_secs().to_string());
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Opens connections of exactly the backend the URL names (diesel's generic manager would try
 /// each backend in turn and hide the real error).
 pub struct Manager {
@@ -122,7 +141,7 @@ impl ManageConnection for Manager {
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+            DatabaseUrl::Postgres(url) => PgConnection::establish(&with_connect_timeout(url))
                 .map(DbConn::Pg)
                 .map_err(r2d2::Error::ConnectionError),
         }
@@ -142,6 +161,7 @@ impl ManageConnection for Manager {
 pub struct Db {
     pool: r2d2::Pool<Manager>,
     backend: &'static str,
+    url: DatabaseUrl,
 }
 
 impl Db {
@@ -150,10 +170,12 @@ impl Db {
         let max_size = match url {
             DatabaseUrl::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).with_context(|| {
-                        format!("creating the database folder {}", dir.display())
-                    })?;
+                    crate::files::create_private_dir(dir)?;
                 }
+                // SQLite would create it world-readable (0644): create it first, 0600. Its
+                // -wal and -shm files take the same mode.
+                crate::files::create_private_file_if_missing(path)?;
+                crate::files::warn_if_shared(path, "the SQLite database");
                 8
             }
             DatabaseUrl::Postgres(_) => 16,
@@ -163,12 +185,13 @@ impl Db {
             // No idle minimum: r2d2 would refill it on a background thread, which can still be
             // inside libpq when a CLI command exits (a segfault in libpq's TLS teardown).
             .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(CONNECT_TIMEOUT)
             .build(Manager { url: url.clone() })
             .with_context(|| format!("connecting to {url:?}"))?;
         let db = Self {
             pool,
             backend: url.backend(),
+            url: url.clone(),
         };
         db.migrate()?;
         Ok(db)
@@ -176,7 +199,12 @@ impl Db {
 
     /// Applies every pending migration of this backend.
     pub fn migrate(&self) -> anyhow::Result<usize> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().map_err(|e| {
+            // The first connection of a command: say which database, in one line.
+            let cause = e.root_cause().to_string();
+            let cause = cause.split_whitespace().collect::<Vec<_>>().join(" ");
+            anyhow::anyhow!("cannot reach the database {:?}: {cause}", self.url)
+        })?;
         let applied = match &mut *conn {
             DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
             DbConn::Pg(c) => c
@@ -264,6 +292,48 @@ where
             Err(e)
         }
     }
+}
+
+/// Whether `e` says the database could not be reached (no connection within the pool's
+/// timeout, a connection lost mid-request) rather than that a query was wrong: such a request
+/// answers 503 and may be retried, and the service recovers by itself when the database
+/// returns.
+pub fn is_outage(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        if cause.downcast_ref::<r2d2::PoolError>().is_some()
+            || cause.downcast_ref::<r2d2::Error>().is_some()
+            || cause.downcast_ref::<ConnectionError>().is_some()
+        {
+            return true;
+        }
+        match cause.downcast_ref::<diesel::result::Error>() {
+            Some(diesel::result::Error::DatabaseError(kind, info)) => {
+                use diesel::result::DatabaseErrorKind::{ClosedConnection, UnableToSendCommand};
+                matches!(kind, ClosedConnection | UnableToSendCommand)
+                    || lost_connection(info.message())
+            }
+            Some(diesel::result::Error::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    })
+}
+
+/// Messages of libpq and SQLite that mean the connection, not the query, failed.
+fn lost_connection(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "server closed the connection",
+        "terminating connection",
+        "no connection to the server",
+        "could not receive data",
+        "could not send data",
+        "connection refused",
+        "connection reset",
+        "unable to open database file",
+        "disk i/o error",
+    ]
+    .iter()
+    .any(|pattern| m.contains(pattern))
 }
 
 /// True when `e` is a unique-constraint violation (a lost race, a duplicate).

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use base64::Engine as _;
 
-use crate::crypto::kek::write_private_file;
 use crate::db::{DbConn, keys, users, write_tx};
 use crate::domain::{Password, Role, Roles, Username};
+use crate::files::write_private_file;
 use crate::service::passwords::hash_blocking;
 use crate::service::users::{UserError, create};
 

@@ -123,3 +123,105 @@ fn user_add_reads_the_password_only_from_stdin() {
     assert_ne!(code, 0);
     assert!(err.contains("at least 8"), "{err}");
 }
+
+/// Runs the binary with extra environment variables; returns (status, stdout, stderr).
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jwt-issuer"));
+    cmd.args(args).env_remove("DATABASE_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn secrets_from_the_environment_never_reach_help_or_errors() {
+    let secret = "s3cret-Pa55word";
+    let url = format!("postgres://issuer:{secret}@db.internal:5432/issuer");
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["user", "add", "--help"],
+    ] {
+        let (code, out, err) = run_with_env(&args, &[("DATABASE_URL", &url)]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("DATABASE_URL"), "the variable is named: {out}");
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{args:?}: {out}"
+        );
+    }
+    // A bad value names the option, never echoes the value.
+    for bad in [
+        format!("mysql://issuer:{secret}@db.internal/issuer"),
+        format!("postgres://issuer:{secret}@db internal/issuer"),
+    ] {
+        let (code, out, err) = run_with_env(&["migrate"], &[("DATABASE_URL", &bad)]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--database"), "{err}");
+        assert!(!out.contains(secret) && !err.contains(secret), "{err}");
+        let (code, _, err) = run_with_env(&["migrate", "--database", &bad], &[]);
+        assert_eq!(code, 2);
+        assert!(!err.contains(secret), "{err}");
+    }
+}
+
+#[test]
+fn the_sqlite_file_and_keys_dir_are_created_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("data").join("issuer.db");
+    let keys = dir.path().join("keys");
+    let url = format!("sqlite://{}", db_path.display());
+    let (code, out, err) = run_with_env(
+        &[
+            "key",
+            "rotate",
+            "--database",
+            &url,
+            "--keys-dir",
+            keys.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&db_path), 0o600, "the database file");
+    assert_eq!(mode(&keys), 0o700, "the keys dir");
+    assert_eq!(mode(&keys.join("kek.key")), 0o600);
+    for extra in ["issuer.db-wal", "issuer.db-shm"] {
+        let p = db_path.with_file_name(extra);
+        if p.exists() {
+            assert_eq!(mode(&p) & 0o077, 0, "{extra}");
+        }
+    }
+    // Existing files are left as they are, with a warning.
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = run_with_env(
+        &[
+            "key",
+            "rotate",
+            "--database",
+            &url,
+            "--keys-dir",
+            keys.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("the keys dir is readable by other users"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the SQLite database is readable by other users"),
+        "{err}"
+    );
+    assert_eq!(mode(&keys), 0o755, "left as it is");
+}

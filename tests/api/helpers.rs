@@ -537,3 +537,58 @@ macro_rules! both_backends {
 pub fn sha256_hex(text: &str) -> String {
     jwt_issuer::domain::sha256_hex(text.as_bytes())
 }
+
+/// A TCP proxy to a database server that a test can take away and bring back: the service
+/// behind it sees a real outage (connections cut, new ones refused) without anyone stopping
+/// the shared server.
+pub struct TcpProxy {
+    pub port: u16,
+    target: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding a free local port to `target` (`host:port`).
+    pub async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut proxy = Self {
+            port,
+            target: target.to_owned(),
+            task: None,
+        };
+        proxy.task = Some(Self::serve(listener, proxy.target.clone()));
+        proxy
+    }
+
+    fn serve(listener: tokio::net::TcpListener, target: String) -> tokio::task::JoinHandle<()> {
+        actix_web::rt::spawn(async move {
+            // Dropping the set (when this task is aborted) aborts every connection.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn_local(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        })
+    }
+
+    /// The outage: every connection is cut and the port refuses new ones.
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// The database is back, on the same port.
+    pub async fn resume(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.task = Some(Self::serve(listener, self.target.clone()));
+    }
+}

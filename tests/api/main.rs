@@ -16,6 +16,7 @@ mod import;
 mod load;
 mod login;
 mod machine;
+mod outage;
 mod refresh;
 mod restart;
 mod revocation;
