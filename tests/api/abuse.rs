@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{Backend, Resp, TestApp, read, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, Resp, TestApp, read, spawn_app, spawn_app_on, spawn_app_with};
 
 both_backends!(
     spraying_many_usernames_from_one_address_is_throttled,
@@ -19,6 +19,7 @@ both_backends!(
     repeated_failures_fold_into_one_audit_row,
     old_audit_rows_are_purged_and_young_ones_are_safe,
     sessions_end_at_their_absolute_age,
+    the_throttle_holds_across_instances_on_one_database,
 );
 
 const PROXIED: &[&str] = &["--trusted-proxy", "127.0.0.1/32"];
@@ -362,4 +363,24 @@ async fn sessions_end_at_their_absolute_age(backend: Backend) {
         )),
         1
     );
+}
+
+async fn the_throttle_holds_across_instances_on_one_database(backend: Backend) {
+    let a = spawn_app_with(&backend, PROXIED).await;
+    let b = spawn_app_on(
+        a.db.clone(),
+        &["--issuer", &a.address, "--trusted-proxy", "127.0.0.1"],
+    )
+    .await;
+    // Guesses from one address, spread over two instances behind one load balancer.
+    for (i, app) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
+        login_from(app, "203.0.113.8", "admin", &format!("guess {i}"))
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    for app in [&a, &b] {
+        login_from(app, "203.0.113.8", "admin", &a.admin_password())
+            .await
+            .assert_error(429, "too_many_requests");
+    }
 }
