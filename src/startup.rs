@@ -13,15 +13,16 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 
 use crate::config::{Options, Settings};
-use crate::crypto::kek::Kek;
+use crate::crypto::kek::{Kek, KeyGen};
 use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::service::grants::Grants;
 use crate::service::keyring::{self, KeyStore};
 use crate::service::keys::{Lookahead, ensure_signing_keys};
+use crate::service::passwords::{HashProfile, PasswordHasher};
 use crate::service::registry::{self, OwnAudiences, RegistryStore};
 use crate::service::revocation::Revocations;
-use crate::service::{bootstrap, maintenance, passwords::PasswordHasher};
+use crate::service::{bootstrap, maintenance};
 
 /// A built application: bound, with its state loaded, not yet serving.
 pub struct Application {
@@ -30,10 +31,20 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
+/// What a library user (the test suite) may change that no option can: how costly new
+/// password hashes are, and where new signing keys come from. The binary always uses the
+/// defaults.
+#[derive(Clone, Default)]
+pub struct Tuning {
+    pub hashing: HashProfile,
+    pub keygen: KeyGen,
+}
+
 /// Opens the database, prepares keys and the bootstrap user, and loads the key ring. Blocking.
-pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState> {
+pub fn prepare(options: &Options, settings: Settings, tuning: Tuning) -> anyhow::Result<AppState> {
     let db = Db::open(&options.database)?;
-    let kek = Kek::load_or_create(&settings.keys_dir)?;
+    let kek = Kek::load_or_create(&settings.keys_dir)?.with_keygen(tuning.keygen);
+    let hasher = PasswordHasher::new(PasswordHasher::default_permits(), tuning.hashing)?;
     let mut conn = db.conn()?;
     ensure_signing_keys(
         &mut conn,
@@ -42,7 +53,7 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
         Lookahead::for_schedule(settings.rotate_every),
     )
     .context("preparing signing keys")?;
-    if let Some(path) = bootstrap::ensure_admin(&mut conn, &settings.keys_dir)? {
+    if let Some(path) = bootstrap::ensure_admin(&mut conn, &settings.keys_dir, &hasher)? {
         println!(
             "Created user 'admin' (role admin); its password is in {}",
             path.display()
@@ -68,7 +79,6 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
     let registry = Arc::new(RegistryStore::load(&mut conn, OwnAudiences::of(&settings))?);
     drop(conn);
     let settings = Arc::new(settings);
-    let hasher = PasswordHasher::new(PasswordHasher::default_permits())?;
     Ok(AppState {
         revocations: Revocations {
             db: db.clone(),
@@ -93,11 +103,16 @@ pub fn prepare(options: &Options, settings: Settings) -> anyhow::Result<AppState
 impl Application {
     /// Binds `--bind` (port 0 picks a free port) and prepares everything.
     pub fn build(options: &Options) -> anyhow::Result<Self> {
+        Self::build_tuned(options, Tuning::default())
+    }
+
+    /// As [`Application::build`], with [`Tuning`].
+    pub fn build_tuned(options: &Options, tuning: Tuning) -> anyhow::Result<Self> {
         let listener =
             TcpListener::bind(options.bind).with_context(|| format!("binding {}", options.bind))?;
         let bound = listener.local_addr()?;
         let settings = Settings::resolve(options, bound);
-        let state = web::Data::new(prepare(options, settings)?);
+        let state = web::Data::new(prepare(options, settings, tuning)?);
         let server = serve(listener, state.clone())?;
         Ok(Self {
             port: bound.port(),

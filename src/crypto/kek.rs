@@ -1,22 +1,51 @@
 //! The key-encryption key (KEK): 256 bits in `<keys-dir>/kek.key` (mode 0600), used with
 //! AES-256-GCM to encrypt every private signing key before it reaches the database. A
-//! database dump alone reveals no private key.
+//! database dump alone reveals no private key. The KEK is the custodian of private keys: it
+//! also makes the new ones ([`KeyGen`]).
 
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use super::signing::{Alg, Pkcs8, SigningKey};
+
 /// The file name of the KEK inside the keys dir.
 pub const KEK_FILE: &str = "kek.key";
+
+/// Where new signing keys come from: the operating system's CSPRNG, or (for the test suite,
+/// which starts hundreds of issuers) a source of keys generated earlier.
+#[derive(Clone, Default)]
+pub struct KeyGen(Option<Arc<KeySource>>);
+
+/// A source of signing keys standing in for generation.
+pub type KeySource = dyn Fn(Alg) -> anyhow::Result<(SigningKey, Pkcs8)> + Send + Sync;
+
+impl KeyGen {
+    /// Keys from `source` instead of fresh randomness. Each key it gives must be new to the
+    /// database it goes into.
+    pub fn from_source(source: Arc<KeySource>) -> Self {
+        Self(Some(source))
+    }
+
+    /// A new key of `alg`.
+    pub fn generate(&self, alg: Alg) -> anyhow::Result<(SigningKey, Pkcs8)> {
+        match &self.0 {
+            Some(source) => source(alg),
+            None => SigningKey::generate(alg),
+        }
+    }
+}
 
 /// The loaded key-encryption key.
 pub struct Kek {
     id: String,
     key: LessSafeKey,
+    keygen: KeyGen,
 }
 
 impl std::fmt::Debug for Kek {
@@ -52,6 +81,17 @@ impl Kek {
         Self::from_bytes(&raw)
     }
 
+    /// The same KEK, making new keys with `keygen`.
+    pub fn with_keygen(mut self, keygen: KeyGen) -> Self {
+        self.keygen = keygen;
+        self
+    }
+
+    /// A new signing key of `alg`.
+    pub fn generate(&self, alg: Alg) -> anyhow::Result<(SigningKey, Pkcs8)> {
+        self.keygen.generate(alg)
+    }
+
     /// A KEK from its raw 32 bytes.
     pub fn from_bytes(raw: &[u8]) -> anyhow::Result<Self> {
         let key = UnboundKey::new(&AES_256_GCM, raw)
@@ -67,6 +107,7 @@ impl Kek {
         Ok(Self {
             id,
             key: LessSafeKey::new(key),
+            keygen: KeyGen::default(),
         })
     }
 

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use crate::db::{DbConn, keys, users, write_tx};
 use crate::domain::{Password, Role, Roles, Username};
 use crate::files::write_private_file;
-use crate::service::passwords::hash_blocking;
+use crate::service::passwords::PasswordHasher;
 use crate::service::users::{UserError, create};
 
 /// The bootstrap password file's name inside the keys dir.
@@ -18,7 +18,11 @@ pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 /// Creates the bootstrap admin if there are no users. Returns the password file's path when
 /// it did.
-pub fn ensure_admin(conn: &mut DbConn, keys_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+pub fn ensure_admin(
+    conn: &mut DbConn,
+    keys_dir: &Path,
+    hasher: &PasswordHasher,
+) -> anyhow::Result<Option<PathBuf>> {
     if users::count(conn)? > 0 {
         return Ok(None);
     }
@@ -26,7 +30,7 @@ pub fn ensure_admin(conn: &mut DbConn, keys_dir: &Path) -> anyhow::Result<Option
     getrandom::getrandom(&mut raw).context("reading the OS random generator")?;
     let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
     let password = Password::for_new_user(&text, "admin").map_err(anyhow::Error::msg)?;
-    let hash = hash_blocking(&password)?;
+    let hash = hasher.hash_now(&password)?;
     let username = Username::parse("admin").map_err(anyhow::Error::msg)?;
     let roles = Roles::new([Role::parse(Role::ADMIN).map_err(anyhow::Error::msg)?]);
     let path = keys_dir.join(INITIAL_PASSWORD_FILE);

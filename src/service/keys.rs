@@ -95,9 +95,9 @@ const ALGS: [Alg; 2] = [Alg::RS256, Alg::ES256];
 struct Fresh(Vec<(SigningKey, Pkcs8)>);
 
 impl Fresh {
-    fn generate(algs: &[Alg]) -> anyhow::Result<Self> {
+    fn generate(kek: &Kek, algs: &[Alg]) -> anyhow::Result<Self> {
         algs.iter()
-            .map(|&alg| SigningKey::generate(alg))
+            .map(|&alg| kek.generate(alg))
             .collect::<anyhow::Result<_>>()
             .map(Self)
     }
@@ -113,7 +113,7 @@ impl Fresh {
     ) -> anyhow::Result<String> {
         let (key, pkcs8) = match self.0.iter().position(|(k, _)| k.alg() == alg) {
             Some(i) => self.0.swap_remove(i),
-            None => SigningKey::generate(alg)?,
+            None => kek.generate(alg)?,
         };
         keys::insert(conn, &new_row(&key, &pkcs8, kek, state, t)?)?;
         let detail = json!({"state": state.as_str(), "alg": alg.as_str()});
@@ -193,7 +193,7 @@ pub fn ensure_signing_keys(
     if needed.is_empty() {
         return Ok(());
     }
-    let mut fresh = Fresh::generate(&needed)?;
+    let mut fresh = Fresh::generate(kek, &needed)?;
     write_tx(conn, |conn| -> anyhow::Result<()> {
         keys::lock_key_table(conn)?;
         let t = now();
@@ -247,7 +247,7 @@ pub fn rotate(
     let target = switch_to.unwrap_or(c.primary(fallback));
     let mut needed = c.shortfall(la);
     needed.push(target);
-    let mut fresh = Fresh::generate(&needed)?;
+    let mut fresh = Fresh::generate(kek, &needed)?;
     write_tx(conn, |conn| -> Result<Option<Rotated>, KeyError> {
         keys::lock_key_table(conn)?;
         let t = now();
@@ -322,7 +322,7 @@ pub fn revoke(
     actor: Option<&str>,
 ) -> Result<Revoked, KeyError> {
     let c = Current::read(conn)?;
-    let mut fresh = Fresh::generate(&c.shortfall(la))?;
+    let mut fresh = Fresh::generate(kek, &c.shortfall(la))?;
     write_tx(conn, |conn| -> Result<Revoked, KeyError> {
         keys::lock_key_table(conn)?;
         let t = now();

@@ -33,37 +33,73 @@ pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     dummy_hash: Arc<str>,
+    profile: HashProfile,
 }
 
-fn argon2() -> Argon2<'static> {
-    // The OWASP-recommended argon2id parameters; also argon2 0.6's defaults, spelled out so
-    // that a dependency update cannot change them silently.
-    let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// How costly new password hashes are. A stored hash carries its own parameters, so any hash
+/// verifies whatever the profile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HashProfile {
+    /// The OWASP-recommended argon2id parameters (m=19456 KiB, t=2, p=1), spelled out so that
+    /// a dependency update cannot change them silently: every command and every build.
+    #[default]
+    Production,
+    /// argon2id with m=64 KiB, t=1: for the test suite only, which logs in thousands of times.
+    /// Reachable only from library code (`startup::Tuning`), never from an option.
+    TestOnly,
 }
 
-/// Hashes a password with a fresh random salt, blocking the calling thread (~20 ms).
+impl HashProfile {
+    fn argon2(self) -> anyhow::Result<Argon2<'static>> {
+        let (m, t) = match self {
+            Self::Production => (19_456, 2),
+            Self::TestOnly => (64, 1),
+        };
+        let params = Params::new(m, t, 1, None).map_err(|e| anyhow!("argon2 parameters: {e}"))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+
+    /// Hashes a password with a fresh random salt, blocking the calling thread.
+    pub fn hash(self, password: &Password) -> anyhow::Result<String> {
+        self.argon2()?
+            .hash_password(password.expose())
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow!("hashing a password: {e}"))
+    }
+}
+
+/// Hashes a password with the production parameters, blocking the calling thread (~20 ms).
 pub fn hash_blocking(password: &Password) -> anyhow::Result<String> {
-    argon2()
-        .hash_password(password.expose())
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow!("hashing a password: {e}"))
+    HashProfile::Production.hash(password)
 }
 
 fn verify_blocking(password: &Password, hash: &str) -> bool {
-    argon2().verify_password(password.expose(), hash).is_ok()
+    // The hash's own parameters decide; the profile only chooses how new hashes are made.
+    match argon2::PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.expose(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
 }
 
 impl PasswordHasher {
-    /// A hasher running at most `permits` hashes at once.
-    pub fn new(permits: usize) -> anyhow::Result<Self> {
+    /// A hasher running at most `permits` hashes at once, making new hashes with `profile`.
+    pub fn new(permits: usize, profile: HashProfile) -> anyhow::Result<Self> {
         let dummy =
             Password::for_login("dummy password for unknown users").map_err(|e| anyhow!(e))?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(permits.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
-            dummy_hash: hash_blocking(&dummy)?.into(),
+            // Same profile as real hashes: an unknown user costs what a wrong password does.
+            dummy_hash: profile.hash(&dummy)?.into(),
+            profile,
         })
+    }
+
+    /// Hashes a new password on the calling thread (start-up, before serving).
+    pub fn hash_now(&self, password: &Password) -> anyhow::Result<String> {
+        self.profile.hash(password)
     }
 
     /// One slot per core but one, so a core stays free for everything else.
@@ -73,7 +109,8 @@ impl PasswordHasher {
 
     /// Hashes a new password.
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
-        self.run(move || hash_blocking(&password))
+        let profile = self.profile;
+        self.run(move || profile.hash(&password))
             .await?
             .map_err(HashError::Internal)
     }
@@ -134,7 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_right_and_wrong_passwords_and_unknown_users() {
-        let hasher = PasswordHasher::new(1).unwrap();
+        let hasher = PasswordHasher::new(1, HashProfile::Production).unwrap();
         let pw = Password::for_login("correct horse").unwrap();
         let hash = hasher.hash(pw.clone()).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
@@ -142,5 +179,23 @@ mod tests {
         let wrong = Password::for_login("battery staple").unwrap();
         assert!(!hasher.verify(wrong, Some(hash)).await.unwrap());
         assert!(!hasher.verify(pw, None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn test_profile_hashes_verify_like_any_other() {
+        let cheap = PasswordHasher::new(1, HashProfile::TestOnly).unwrap();
+        let real = PasswordHasher::new(1, HashProfile::Production).unwrap();
+        let pw = Password::for_login("correct horse").unwrap();
+        let hash = cheap.hash(pw.clone()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(real.verify(pw.clone(), Some(hash)).await.unwrap());
+        let strong = real.hash(pw.clone()).await.unwrap();
+        assert!(cheap.verify(pw, Some(strong)).await.unwrap());
+        assert!(
+            !cheap
+                .verify(Password::for_login("x").unwrap(), Some("garbage".into()))
+                .await
+                .unwrap()
+        );
     }
 }

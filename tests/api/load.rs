@@ -5,14 +5,14 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::both_backends;
-use crate::helpers::{Backend, spawn_app_with};
+use crate::helpers::{Backend, spawn_app_hashing_for_real};
 
 both_backends!(a_flood_of_logins_does_not_hold_up_jwks_or_refresh);
 
 async fn a_flood_of_logins_does_not_hold_up_jwks_or_refresh(backend: Backend) {
     // The per-address throttle would turn most of this one-address flood away before hashing;
     // this test is about the hashing itself.
-    let app = spawn_app_with(&backend, &["--throttle-per-address", "1000"]).await;
+    let app = spawn_app_hashing_for_real(&backend, &["--throttle-per-address", "1000"]).await;
     let rt = app.login_admin().await["refresh_token"]
         .as_str()
         .unwrap()

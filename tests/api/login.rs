@@ -24,7 +24,14 @@ async fn password_login_returns_a_verifiable_access_token_and_a_refresh_token(ba
     assert_eq!(body["expires_in"], 300);
     assert_eq!(body["scope"], "");
     let refresh = body["refresh_token"].as_str().unwrap();
-    assert!(refresh.len() >= 43, "256 bits, base64url");
+    // 256 bits, base64url without padding: exactly 43 characters of that alphabet, each
+    // decoding to 32 random bytes (two logins never share one).
+    assert_eq!(refresh.len(), 43, "{refresh}");
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(refresh)
+        .expect("base64url");
+    assert_eq!(bytes.len(), 32);
 
     let token = body["access_token"].as_str().unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
@@ -53,6 +60,7 @@ async fn password_login_returns_a_verifiable_access_token_and_a_refresh_token(ba
         claims_of(other["access_token"].as_str().unwrap())["jti"],
         claims["jti"]
     );
+    assert_ne!(other["refresh_token"].as_str().unwrap(), refresh);
 }
 
 async fn es256_issuer_signs_es256_tokens(backend: Backend) {

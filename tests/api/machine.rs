@@ -1,6 +1,6 @@
 //! Machine login with client-held keys: the registry, RFC 7523 and the asymmetric-jwt-auth form.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::signature::KeyPair as _;
@@ -13,7 +13,9 @@ use rsa::traits::PublicKeyParts as _;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, claims_of, spawn_app, spawn_app_on, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, claims_of, eventually, spawn_app, spawn_app_on, spawn_app_with,
+};
 
 both_backends!(
     each_key_type_and_format_registers_once,
@@ -582,14 +584,10 @@ async fn replays_fail_across_two_instances(backend: Backend) {
     // Used assertion ids are purged once expired.
     assert_eq!(a.count("assertion_replays"), 1);
     a.sql("UPDATE assertion_replays SET expires_at = 1");
-    let started = Instant::now();
-    while a.count("assertion_replays") != 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "replay rows not purged"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(Duration::from_secs(5), "purging replay rows", || async {
+        (a.count("assertion_replays") == 0).then_some(())
+    })
+    .await;
 }
 
 async fn machine_login_does_not_reveal_which_users_exist(backend: Backend) {
