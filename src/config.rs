@@ -10,7 +10,6 @@ use clap::{ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Su
 use crate::crypto::signing::Alg;
 use crate::db::DatabaseUrl;
 use crate::domain::{Audience, Cidr, ClientId, GrantType, Role, ScopeName, Username};
-use crate::service::throttle::Limits;
 
 /// jwt-issuer: log users in, mint short-lived signed tokens, publish the keys to verify them.
 #[derive(Parser, Debug)]
@@ -461,6 +460,30 @@ fn parse_origin(s: &str) -> Result<String, String> {
         );
     }
     Ok(origin)
+}
+
+/// The throttle's limits, from the options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The window failures are counted in, seconds.
+    pub window: i64,
+    /// Failures of one username from one address before that pair locks.
+    pub per_user_address: i32,
+    /// Failures from one address (any usernames) before the address locks.
+    pub per_address: i32,
+    /// Failures of one username (any addresses) before the username locks everywhere.
+    pub per_user: i32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            window: 15 * 60,
+            per_user_address: 5,
+            per_address: 20,
+            per_user: 100,
+        }
+    }
 }
 
 /// The settings the service runs with, resolved from [`Options`] once the listener is bound.

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 fn serve(options: &jwt_issuer::config::Options) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async {
         let app = Application::build(options)?;
-        tracing::info!(port = app.port(), issuer = %app.state().settings.issuer, "serving");
+        tracing::info!(port = app.port(), issuer = %app.state().issuer.settings.issuer, "serving");
         app.run_until_stopped().await?;
         Ok(())
     })

@@ -16,12 +16,11 @@ use crate::config::{Options, Settings};
 use crate::crypto::kek::{Kek, KeyGen};
 use crate::db::Db;
 use crate::http::{self, AppState};
-use crate::service::grants::Grants;
-use crate::service::keyring::{self, KeyStore};
-use crate::service::keys::{Lookahead, ensure_signing_keys};
+use crate::service::Issuer;
+use crate::service::keyring::KeyStore;
+use crate::service::keys::{self, Lookahead, ensure_signing_keys};
 use crate::service::passwords::{HashProfile, PasswordHasher};
 use crate::service::registry::{self, OwnAudiences, RegistryStore};
-use crate::service::revocation::Revocations;
 use crate::service::{bootstrap, maintenance};
 
 /// A built application: bound, with its state loaded, not yet serving.
@@ -80,22 +79,13 @@ pub fn prepare(options: &Options, settings: Settings, tuning: Tuning) -> anyhow:
     drop(conn);
     let settings = Arc::new(settings);
     Ok(AppState {
-        revocations: Revocations {
-            db: db.clone(),
-            keys: keys.clone(),
-            registry: registry.clone(),
-        },
-        grants: Grants {
-            db: db.clone(),
-            keys: keys.clone(),
+        issuer: Issuer {
+            db,
+            keys,
+            registry,
             hasher,
-            settings: settings.clone(),
-            registry: registry.clone(),
+            settings,
         },
-        db,
-        keys,
-        registry,
-        settings,
         metrics: Default::default(),
     })
 }
@@ -138,17 +128,17 @@ impl Application {
 
     /// Serves until stopped; keeps the key ring in step with the database meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let watcher = actix_web::rt::spawn(keyring::watch(
-            self.state.db.clone(),
-            self.state.keys.clone(),
+        let watcher = actix_web::rt::spawn(keys::watch(
+            self.state.issuer.db.clone(),
+            self.state.issuer.keys.clone(),
         ));
         let registry_watcher = actix_web::rt::spawn(registry::watch(
-            self.state.db.clone(),
-            self.state.registry.clone(),
+            self.state.issuer.db.clone(),
+            self.state.issuer.registry.clone(),
         ));
-        let settings = &self.state.settings;
+        let settings = &self.state.issuer.settings;
         let purger = actix_web::rt::spawn(maintenance::run(
-            self.state.db.clone(),
+            self.state.issuer.db.clone(),
             settings.purge_every,
             settings.clone(),
         ));
@@ -185,7 +175,7 @@ fn cors(origins: &[String]) -> Cors {
 }
 
 fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let origins = state.settings.cors_origins.clone();
+    let origins = state.issuer.settings.cors_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

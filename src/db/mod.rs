@@ -231,17 +231,9 @@ impl Db {
         F: FnOnce(&mut DbConn) -> anyhow::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().context("no database connection available")?;
-            f(&mut conn)
-        })
-        .await
-        .context("database task panicked")?
+        self.run_typed(f).await
     }
-}
 
-impl Db {
     /// Like [`Db::run`], for work with its own error type.
     pub async fn run_typed<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -342,6 +334,11 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
         e,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+/// One round trip to the database.
+pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
+    diesel::sql_query("SELECT 1").execute(conn).map(|_| ())
 }
 
 /// The current time as unix seconds, the unit of every timestamp column.

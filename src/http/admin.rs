@@ -2,22 +2,21 @@
 //! the audit log. Every admin handler first requires the `admin` role.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Admin;
 use super::error::ApiError;
 use super::params;
-use crate::cli::time;
 use crate::crypto::client_key::parse_client_key;
 use crate::crypto::signing::Alg;
-use crate::db::{audit, keys as key_rows, users as user_rows};
 use crate::domain::{Password, Roles, Username};
-use crate::service::keys::{self, KeyError, Lookahead};
+use crate::service::audit;
+use crate::service::keys::{self, KeyError};
 use crate::service::machine::{self, RegistryError};
 use crate::service::sessions;
-use crate::service::users::{self, UserError};
+use crate::service::users::{self, UserError, UserView};
 
 impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
@@ -67,47 +66,13 @@ pub async fn rotate_keys(
         .map(|a| a.parse::<Alg>())
         .transpose()
         .map_err(ApiError::InvalidRequest)?;
-    let fallback = state.settings.alg;
-    let lookahead = Lookahead::for_schedule(state.settings.rotate_every);
-    let store = state.keys.clone();
+    let store = state.issuer.keys.clone();
     let actor = caller.actor();
     let rotated = state
-        .db
-        .run_typed(move |conn| -> Result<_, KeyError> {
-            let rotated = keys::rotate(
-                conn,
-                store.kek(),
-                requested,
-                fallback,
-                lookahead,
-                None,
-                Some(&actor),
-            )?;
-            // This instance signs with the new key at once; the others within a second.
-            store.refresh(conn)?;
-            Ok(rotated)
-        })
-        .await?
-        .ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("an unscheduled rotation did not happen"))
-        })?;
+        .issuer
+        .run(move |conn| keys::rotate_now(conn, &store, requested, &actor))
+        .await?;
     Ok(HttpResponse::Ok().json(rotated))
-}
-
-#[derive(Serialize)]
-struct KeyView {
-    kid: String,
-    alg: String,
-    state: String,
-    published: bool,
-    created_at: String,
-    activated_at: Option<String>,
-    retired_at: Option<String>,
-    revoked_at: Option<String>,
-}
-
-fn opt_time(t: Option<i64>) -> Option<String> {
-    t.map(|t| time(Some(t)))
 }
 
 /// `GET /admin/keys`: the rotation history, oldest first; never private material.
@@ -115,21 +80,11 @@ pub async fn list_keys(
     _caller: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = state.db.run(|conn| Ok(key_rows::list(conn)?)).await?;
-    let ring = state.keys.current();
-    let keys: Vec<KeyView> = rows
-        .into_iter()
-        .map(|k| KeyView {
-            published: ring.published(&k.kid).is_some(),
-            created_at: time(Some(k.created_at)),
-            activated_at: opt_time(k.activated_at),
-            retired_at: opt_time(k.retired_at),
-            revoked_at: opt_time(k.revoked_at),
-            kid: k.kid,
-            alg: k.alg,
-            state: k.state,
-        })
-        .collect();
+    let store = state.issuer.keys.clone();
+    let keys = state
+        .issuer
+        .run(move |conn| keys::history(conn, &store).map_err(KeyError::Internal))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "keys": keys })))
 }
 
@@ -140,17 +95,11 @@ pub async fn revoke_key(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let kid = path.into_inner();
-    let store = state.keys.clone();
-    let alg = state.settings.alg;
-    let lookahead = Lookahead::for_schedule(state.settings.rotate_every);
+    let store = state.issuer.keys.clone();
     let actor = caller.actor();
     let revoked = state
-        .db
-        .run_typed(move |conn| -> Result<_, KeyError> {
-            let revoked = keys::revoke(conn, store.kek(), alg, lookahead, &kid, Some(&actor))?;
-            store.refresh(conn)?;
-            Ok(revoked)
-        })
+        .issuer
+        .run(move |conn| keys::revoke_now(conn, &store, &kid, &actor))
         .await?;
     Ok(HttpResponse::Ok().json(revoked))
 }
@@ -162,32 +111,6 @@ struct NewUserBody {
     password: String,
     #[serde(default)]
     roles: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct UserView {
-    id: String,
-    username: String,
-    roles: Vec<String>,
-    disabled: bool,
-    created_at: String,
-    updated_at: String,
-}
-
-impl From<user_rows::UserRow> for UserView {
-    fn from(u: user_rows::UserRow) -> Self {
-        Self {
-            roles: Roles::from_stored(&u.roles)
-                .names()
-                .map(str::to_owned)
-                .collect(),
-            created_at: time(Some(u.created_at)),
-            updated_at: time(Some(u.updated_at)),
-            id: u.id,
-            username: u.username,
-            disabled: u.disabled,
-        }
-    }
 }
 
 /// `POST /admin/users` `{"username", "password", "roles": []}` → 201.
@@ -203,17 +126,17 @@ pub async fn create_user(
         Password::for_new_user(&body.password, &body.username).map_err(ApiError::InvalidRequest)?;
     let roles = Roles::parse_all(&body.roles).map_err(ApiError::InvalidRequest)?;
     let hash = state
-        .grants
+        .issuer
         .hasher
         .hash(password)
         .await
         .map_err(UserError::from)?;
     let actor = caller.actor();
     let user = state
-        .db
-        .run_typed(move |conn| users::create(conn, &username, &hash, &roles, Some(&actor)))
+        .issuer
+        .run(move |conn| users::create(conn, &username, &hash, &roles, Some(&actor)))
         .await?;
-    Ok(HttpResponse::Created().json(UserView::from(user)))
+    Ok(HttpResponse::Created().json(UserView::of(&user)))
 }
 
 /// `GET /admin/users`.
@@ -221,8 +144,8 @@ pub async fn list_users(
     _caller: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = state.db.run(users::list).await?;
-    let users: Vec<UserView> = rows.into_iter().map(UserView::from).collect();
+    let rows = state.issuer.run(users::list).await?;
+    let users: Vec<UserView> = rows.iter().map(UserView::of).collect();
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
 }
 
@@ -236,8 +159,8 @@ pub async fn delete_user(
     let actor = caller.actor();
     let name = username.clone();
     let revoked = state
-        .db
-        .run_typed(move |conn| users::disable(conn, &name, Some(&actor)))
+        .issuer
+        .run(move |conn| users::disable(conn, &name, Some(&actor)))
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "username": username,
@@ -271,26 +194,10 @@ pub async fn audit_log(
             }
         }
     }
-    let rows = state
-        .db
-        .run(move |conn| Ok(audit::newest(conn, limit)?))
+    let events = state
+        .issuer
+        .run(move |conn| audit::newest(conn, limit))
         .await?;
-    let events: Vec<Value> = rows
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "at": time(Some(e.at)),
-                "event": e.event,
-                "actor": e.actor,
-                "subject": e.subject,
-                "source": e.source,
-                "detail": e.detail.map(|d| serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))),
-                "count": e.repeat_count,
-                "last_at": e.last_at.map(|t| time(Some(t))),
-            })
-        })
-        .collect();
     Ok(HttpResponse::Ok().json(json!({ "events": events })))
 }
 
@@ -332,8 +239,8 @@ pub async fn add_client_key(
     let username = path.into_inner();
     let actor = caller.actor();
     let view = state
-        .db
-        .run_typed(move |conn| machine::add_key(conn, &username, &key, &body.comment, Some(&actor)))
+        .issuer
+        .run(move |conn| machine::add_key(conn, &username, &key, &body.comment, Some(&actor)))
         .await?;
     Ok(HttpResponse::Created().json(view))
 }
@@ -346,8 +253,8 @@ pub async fn list_client_keys(
 ) -> Result<HttpResponse, ApiError> {
     let username = path.into_inner();
     let keys = state
-        .db
-        .run_typed(move |conn| machine::list_keys(conn, &username))
+        .issuer
+        .run(move |conn| machine::list_keys(conn, &username))
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "keys": keys })))
 }
@@ -362,8 +269,8 @@ pub async fn delete_client_key(
     let actor = caller.actor();
     let (name, key_id) = (username.clone(), id.clone());
     state
-        .db
-        .run_typed(move |conn| machine::delete_key(conn, &name, &key_id, Some(&actor)))
+        .issuer
+        .run(move |conn| machine::delete_key(conn, &name, &key_id, Some(&actor)))
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "username": username, "deleted": id })))
 }
@@ -376,8 +283,8 @@ pub async fn list_sessions(
 ) -> Result<HttpResponse, ApiError> {
     let username = path.into_inner();
     let list = state
-        .db
-        .run_typed(move |conn| {
+        .issuer
+        .run(move |conn| {
             let user = sessions::user_named(conn, &username)?;
             sessions::list(conn, &user.id, None)
         })
@@ -394,8 +301,8 @@ pub async fn end_sessions(
     let username = path.into_inner();
     let actor = caller.actor();
     state
-        .db
-        .run_typed(move |conn| {
+        .issuer
+        .run(move |conn| {
             let user = sessions::user_named(conn, &username)?;
             sessions::end_all(conn, &user.id, &username, &actor)
         })
@@ -433,10 +340,10 @@ pub async fn update_user(
     let username = path.into_inner();
     let actor = caller.actor();
     let (user, _) = state
-        .db
-        .run_typed(move |conn| users::update(conn, &username, &change, Some(&actor)))
+        .issuer
+        .run(move |conn| users::update(conn, &username, &change, Some(&actor)))
         .await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    Ok(HttpResponse::Ok().json(UserView::of(&user)))
 }
 
 #[derive(Deserialize)]
@@ -458,21 +365,21 @@ pub async fn reset_password(
     let username = path.into_inner();
     let name = username.clone();
     let user = state
-        .db
-        .run_typed(move |conn| users::named(conn, &name))
+        .issuer
+        .run(move |conn| users::named(conn, &name))
         .await?;
     let password =
         Password::for_new_user(&body.password, &user.username).map_err(ApiError::InvalidRequest)?;
     let hash = state
-        .grants
+        .issuer
         .hasher
         .hash(password)
         .await
         .map_err(UserError::from)?;
     let actor = caller.actor();
     state
-        .db
-        .run_typed(move |conn| {
+        .issuer
+        .run(move |conn| {
             users::set_password(conn, &user, &hash, "password_reset", Some(&actor)).map(|_| ())
         })
         .await?;

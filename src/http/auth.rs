@@ -115,16 +115,17 @@ pub async fn authenticate<P: Policy>(req: &HttpRequest) -> Result<Caller<P>, Api
         error: None,
         description: "a bearer access token is required".into(),
     })?;
-    let audiences = P::audiences(&state.settings);
+    let audiences = P::audiences(&state.issuer.settings);
     let accepted: Vec<&str> = audiences.iter().map(String::as_str).collect();
     let claims = state
+        .issuer
         .keys
         .current()
         .verifier
         .verify(token, &accepted)
         .map_err(|e| ApiError::invalid_token(&e.to_string()))?;
     // Beyond the signature: not revoked, and the user (or client) still there and enabled.
-    if !state.revocations.still_valid(claims.clone()).await? {
+    if !state.issuer.still_valid(claims.clone()).await? {
         return Err(ApiError::invalid_token("the token has been revoked"));
     }
     let roles = Roles::from_stored(&claims.roles.join(" "));

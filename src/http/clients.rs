@@ -10,7 +10,6 @@ use super::AppState;
 use super::auth::Admin;
 use super::error::ApiError;
 use super::params;
-use crate::db::DbConn;
 use crate::domain::{Audience, ClientId, ClientSecret, GrantType, Roles, ScopeName};
 use crate::service::clients::{
     self, ClientChange, ClientError, ClientView, ScopeView, SecretChoice,
@@ -93,32 +92,25 @@ fn parse_grants(list: &[String]) -> Result<Vec<GrantType>, ApiError> {
 }
 
 fn own(state: &AppState) -> OwnAudiences {
-    OwnAudiences::of(&state.settings)
+    OwnAudiences::of(&state.issuer.settings)
 }
 
 /// The registry as stored now: listings must not lag behind a change made elsewhere.
 async fn stored(state: &AppState) -> Result<Registry, ApiError> {
     let own = own(state);
     Ok(state
-        .db
+        .issuer
         .run(move |conn| clients::read_registry(conn, &own))
         .await?)
 }
 
-/// Runs a registry change, then reloads this instance's registry so it applies at once.
-async fn change<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&mut DbConn) -> Result<T, ClientError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let registry = state.registry.clone();
-    Ok(state
-        .db
-        .run_typed(move |conn| -> Result<T, ClientError> {
-            let value = f(conn)?;
-            registry.refresh(conn)?;
-            Ok(value)
-        })
-        .await?)
+/// Runs a registry change; this instance applies it at once.
+async fn change<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut clients::Conn) -> Result<T, ClientError> + Send + 'static,
+{
+    Ok(state.issuer.change_registry(f).await?)
 }
 
 /// `GET /admin/clients`.

@@ -102,7 +102,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "temporarily_unavailable",
-            Self::Internal(e) if crate::db::is_outage(e) => "temporarily_unavailable",
+            Self::Internal(e) if crate::service::is_outage(e) => "temporarily_unavailable",
             Self::Internal(_) => "server_error",
         }
     }
@@ -126,14 +126,14 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(e) if crate::db::is_outage(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(e) if crate::service::is_outage(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let description = match self {
-            Self::Internal(e) if crate::db::is_outage(e) => {
+            Self::Internal(e) if crate::service::is_outage(e) => {
                 tracing::warn!(error = format!("{e:#}"), "database unavailable");
                 "the database is not reachable; retry shortly".to_owned()
             }
@@ -168,7 +168,7 @@ impl ResponseError for ApiError {
             Self::Unavailable(_) => {
                 resp.insert_header((header::RETRY_AFTER, "1"));
             }
-            Self::Internal(e) if crate::db::is_outage(e) => {
+            Self::Internal(e) if crate::service::is_outage(e) => {
                 resp.insert_header((header::RETRY_AFTER, "2"));
             }
             _ => {}

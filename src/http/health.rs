@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::AppState;
+use crate::service::maintenance;
 
 /// Liveness.
 pub async fn healthz() -> HttpResponse {
@@ -13,19 +14,12 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let db_ok = state
-        .db
-        .run(|conn| {
-            use diesel::RunQueryDsl as _;
-            diesel::sql_query("SELECT 1").execute(conn)?;
-            Ok(())
-        })
-        .await;
-    let kid = state.keys.current().active.kid().to_owned();
+    let db_ok = state.issuer.run(maintenance::ping).await;
+    let kid = state.issuer.keys.current().active.kid().to_owned();
     match db_ok {
         Ok(()) => HttpResponse::Ok().json(json!({
             "status": "ready",
-            "database": state.db.backend(),
+            "database": state.issuer.db.backend(),
             "active_kid": kid,
         })),
         Err(e) => {

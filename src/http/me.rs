@@ -11,7 +11,6 @@ use super::error::ApiError;
 use super::{params, peer};
 use crate::domain::Password;
 use crate::service::sessions::{self, SessionError};
-use crate::service::users;
 
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
@@ -34,8 +33,8 @@ pub async fn me(caller: Me) -> HttpResponse {
 pub async fn sessions(caller: Me, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (user_id, jti) = (caller.claims.sub.clone(), caller.claims.jti.clone());
     let list = state
-        .db
-        .run_typed(move |conn| sessions::list(conn, &user_id, Some(&jti)))
+        .issuer
+        .run(move |conn| sessions::list(conn, &user_id, Some(&jti)))
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "sessions": list })))
 }
@@ -49,8 +48,8 @@ pub async fn end_session(
     let id = path.into_inner();
     let (user_id, username) = (caller.claims.sub.clone(), caller.actor());
     state
-        .db
-        .run_typed(move |conn| sessions::end(conn, &user_id, &username, &id, &username))
+        .issuer
+        .run(move |conn| sessions::end(conn, &user_id, &username, &id, &username))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -62,8 +61,8 @@ pub async fn end_all_sessions(
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, username) = (caller.claims.sub.clone(), caller.actor());
     state
-        .db
-        .run_typed(move |conn| sessions::end_all(conn, &user_id, &username, &username))
+        .issuer
+        .run(move |conn| sessions::end_all(conn, &user_id, &username, &username))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -91,15 +90,14 @@ pub async fn change_password(
         ));
     }
     let current = Password::for_login(&body.current_password).map_err(ApiError::InvalidRequest)?;
-    users::change_password(
-        &state.db,
-        &state.grants.hasher,
-        &state.settings.throttle,
-        &caller.claims.sub,
-        current,
-        &body.new_password,
-        peer::client_address(&req),
-    )
-    .await?;
+    state
+        .issuer
+        .change_password(
+            &caller.claims.sub,
+            current,
+            &body.new_password,
+            peer::client_address(&req),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

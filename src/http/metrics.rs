@@ -56,7 +56,7 @@ impl Metrics {
 
     fn render(&self, state: &AppState) -> String {
         let mut out = String::new();
-        let ring = state.keys.current();
+        let ring = state.issuer.keys.current();
         let _ = writeln!(
             out,
             "# HELP jwt_issuer_up 1 while the service answers.\n# TYPE jwt_issuer_up gauge\njwt_issuer_up 1"

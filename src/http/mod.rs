@@ -16,7 +16,6 @@ pub mod revocation;
 pub mod token;
 pub mod wellknown;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -25,29 +24,15 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, ResponseError as _, web};
 
-use crate::config::Settings;
-use crate::db::Db;
-use crate::service::grants::Grants;
-use crate::service::keyring::KeyStore;
-use crate::service::registry::RegistryStore;
-use crate::service::revocation::Revocations;
+use crate::service::Issuer;
 use error::ApiError;
 use params::MAX_BODY;
 
-/// The state every handler shares.
+/// The state every handler shares: the issuer (each shared thing once) and this instance's
+/// metrics.
 pub struct AppState {
-    /// The connection pool.
-    pub db: Db,
-    /// The signing keys, parsed, and the pre-serialized JWKS.
-    pub keys: Arc<KeyStore>,
-    /// Registered clients and scopes.
-    pub registry: Arc<RegistryStore>,
-    /// The token grants (hasher, throttle, rotation).
-    pub grants: Grants,
-    /// Revocation and introspection.
-    pub revocations: Revocations,
-    /// The resolved configuration.
-    pub settings: Arc<Settings>,
+    /// The service the handlers call.
+    pub issuer: Issuer,
     /// Counters for `/metrics`.
     pub metrics: metrics::Metrics,
 }

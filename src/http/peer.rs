@@ -27,7 +27,7 @@ pub fn client_address(req: &HttpRequest) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
     let trusted = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.trusted_proxies.clone())
+        .map(|s| s.issuer.settings.trusted_proxies.clone())
         .unwrap_or_default();
     if trusted.is_empty() {
         return Some(peer);

@@ -13,7 +13,7 @@ use super::client_auth;
 use super::error::ApiError;
 use super::params::Params;
 use super::peer;
-use crate::service::revocation::Introspection;
+use crate::service::revocation::{self, Introspection};
 
 /// `POST /oauth/revoke`: `token`, optional `token_type_hint`. Always 200 for a well-formed
 /// request, whether or not the token was known (RFC 7009 §2.2). Possession of a token is the
@@ -26,11 +26,11 @@ pub async fn revoke(
     let params = Params::from_body(&req, payload).await?;
     let creds = client_auth::credentials(&req, &params)?;
     if creds.client_id.is_some() || creds.secret.is_some() {
-        state.registry.current().authenticate(&creds)?;
+        state.issuer.registry.current().authenticate(&creds)?;
     }
     let token = params.required("token")?;
     let source = peer::client_address(&req).map(|a| a.to_string());
-    state.revocations.revoke(token, source).await?;
+    state.issuer.revoke(token, source).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .finish())
@@ -62,7 +62,7 @@ pub async fn introspect(
                         .into(),
             });
         }
-        let client = state.registry.current().authenticate(&creds)?;
+        let client = state.issuer.registry.current().authenticate(&creds)?;
         if !client.confidential {
             return Err(ApiError::InvalidClient(
                 "introspection needs a confidential client authenticated with its secret".into(),
@@ -71,7 +71,7 @@ pub async fn introspect(
         Some(client)
     };
     let token = params.required("token")?;
-    let mut found = state.revocations.introspect(token).await?;
+    let mut found = state.issuer.introspect(token).await?;
     if let Some(client) = client {
         found = found.visible_to(&client);
     }
@@ -110,7 +110,7 @@ pub async fn introspect(
             "client_id": client_id,
             "scope": scope,
             "aud": aud,
-            "iss": state.settings.issuer,
+            "iss": state.issuer.settings.issuer,
         }),
     };
     Ok(HttpResponse::Ok()
@@ -173,27 +173,16 @@ pub async fn feed(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             }
         }
     }
-    let (rows, top) = state
-        .db
-        .run(move |conn| {
-            Ok(crate::db::revocations::feed(
-                conn,
-                after,
-                limit,
-                crate::db::now(),
-            )?)
-        })
+    let page = state
+        .issuer
+        .run(move |conn| revocation::feed_page(conn, after, limit))
         .await?;
-    // A full page resumes after its last entry; a short one has seen everything up to `top`.
-    let next = match rows.last() {
-        Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit => last.seq,
-        Some(last) => last.seq.max(top),
-        None => after.max(top),
-    };
-    let revoked: Vec<Value> = rows
+    let revoked: Vec<Value> = page
+        .revoked
         .iter()
-        .map(|r| json!({"jti": r.jti, "exp": r.exp}))
+        .map(|(jti, exp)| json!({"jti": jti, "exp": exp}))
         .collect();
+    let next = page.next;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
         .json(json!({"revoked": revoked, "cursor": encode_cursor(next)})))

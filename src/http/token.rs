@@ -46,7 +46,7 @@ async fn grant(
     state: &web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let creds = client_auth::credentials(req, params)?;
-    let client = state.registry.current().authenticate(&creds)?;
+    let client = state.issuer.registry.current().authenticate(&creds)?;
     let grant_type = params.required("grant_type")?;
     let grant = GrantType::from_wire(grant_type).ok_or_else(|| {
         ApiError::UnsupportedGrantType(format!(
@@ -79,28 +79,28 @@ async fn grant(
                 username: Username::parse(username).ok(),
                 password,
             };
-            state.grants.password(login, request).await?
+            state.issuer.password(login, request).await?
         }
         GrantType::RefreshToken => {
             let presented = params.required("refresh_token")?;
             let requested = scope.map(|_| request.scope.clone());
-            state.grants.refresh(presented, requested, request).await?
+            state.issuer.refresh(presented, requested, request).await?
         }
         GrantType::JwtBearer => {
             let assertion = params.required("assertion")?.to_owned();
             state
-                .grants
+                .issuer
                 .machine(Form::JwtBearer, assertion, request)
                 .await?
         }
         GrantType::ClientCredentials => match jwt_authorization(req) {
             Some(assertion) => {
                 state
-                    .grants
+                    .issuer
                     .machine(Form::AsymmetricJwtAuth, assertion, request)
                     .await?
             }
-            None if request.client.confidential => state.grants.client_credentials(request).await?,
+            None if request.client.confidential => state.issuer.client_credentials(request).await?,
             None => {
                 return Err(ApiError::InvalidClient(
                     "client_credentials needs a confidential client authenticated with its secret, or the assertion in an Authorization: JWT header".into(),

@@ -16,7 +16,7 @@ pub const JWKS_MAX_AGE: u32 = 60;
 
 /// `GET /.well-known/jwks.json`, with `ETag`/`If-None-Match`.
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let ring = state.keys.current();
+    let ring = state.issuer.keys.current();
     let cache = format!("public, max-age={JWKS_MAX_AGE}");
     let not_modified = req
         .headers()
@@ -44,8 +44,8 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
-    let s = &state.settings;
-    let registry = state.registry.current();
+    let s = &state.issuer.settings;
+    let registry = state.issuer.registry.current();
     let scopes: Vec<&str> = registry.scopes().map(|d| d.name.as_str()).collect();
     let client_auth = ["client_secret_basic", "client_secret_post", "none"];
     // The algorithms machine assertions may be signed with.
@@ -83,7 +83,7 @@ fn pem_response(pem: &str) -> HttpResponse {
 
 /// `GET /keys/public.pem`: the active key.
 pub async fn active_pem(state: web::Data<AppState>) -> HttpResponse {
-    let ring = state.keys.current();
+    let ring = state.issuer.keys.current();
     let kid = ring.active.kid().to_owned();
     match ring.published(&kid) {
         Some(k) => pem_response(&k.pem),
@@ -100,7 +100,7 @@ pub async fn kid_pem(
     let kid = file
         .strip_suffix(".pem")
         .ok_or_else(|| ApiError::NotFound("no such key".into()))?;
-    let ring = state.keys.current();
+    let ring = state.issuer.keys.current();
     ring.published(kid)
         .map(|k| pem_response(&k.pem))
         .ok_or_else(|| ApiError::NotFound(format!("no published key with kid {kid:?}")))

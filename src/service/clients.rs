@@ -397,3 +397,24 @@ pub fn read_registry(conn: &mut DbConn, own: &OwnAudiences) -> anyhow::Result<Re
         own.clone(),
     ))
 }
+
+/// The connection registry changes run on.
+pub type Conn = DbConn;
+
+impl crate::service::Issuer {
+    /// Runs a registry change, then reloads this instance's registry so it applies at once
+    /// (other instances within [`crate::service::registry::REGISTRY_REFRESH`]).
+    pub async fn change_registry<T, F>(&self, f: F) -> Result<T, ClientError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, ClientError> + Send + 'static,
+    {
+        let registry = self.registry.clone();
+        self.run(move |conn| {
+            let value = f(conn)?;
+            registry.refresh(conn)?;
+            Ok(value)
+        })
+        .await
+    }
+}

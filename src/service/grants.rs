@@ -15,12 +15,12 @@ use crate::crypto::jwt::{self, ACCESS_TOKEN_TYPE, AccessClaims, Audiences};
 use crate::db::audit::Event;
 use crate::db::refresh::{self, FamilyRow, IssuedRow, TokenRow};
 use crate::db::users::UserRow;
-use crate::db::{Db, now, users, write_tx};
+use crate::db::{now, users, write_tx};
 use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, Username};
-use crate::service::keyring::KeyStore;
+use crate::service::Issuer;
 use crate::service::machine::{self, Form, MachineError};
-use crate::service::passwords::{HashError, PasswordHasher};
-use crate::service::registry::{Client, Denied, Granted, RegistryStore};
+use crate::service::passwords::HashError;
+use crate::service::registry::{Client, Denied, Granted};
 use crate::service::sessions;
 use crate::service::throttle::Attempt;
 
@@ -106,17 +106,6 @@ pub enum Subject<'a> {
     Client(&'a ClientId),
 }
 
-/// Issues tokens: holds what every grant needs.
-#[derive(Clone)]
-pub struct Grants {
-    pub db: Db,
-    pub keys: Arc<KeyStore>,
-    pub hasher: PasswordHasher,
-    pub settings: Arc<Settings>,
-    /// Clients and scopes: who may ask for what.
-    pub registry: Arc<RegistryStore>,
-}
-
 /// What a refresh attempt found, decided inside its transaction.
 enum Refreshed {
     Rotated {
@@ -134,7 +123,7 @@ enum Refreshed {
 
 const BAD_CREDENTIALS: &str = "invalid username or password";
 
-impl Grants {
+impl Issuer {
     /// `grant_type=password`. What the client may never ask for is refused before the password
     /// is hashed; what depends on the user's roles, after.
     #[tracing::instrument(skip_all, fields(username = ?login.username, client_id = %req.client.id))]

@@ -185,6 +185,11 @@ impl KeyStore {
         &self.kek
     }
 
+    /// The settings the ring was loaded with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// Re-reads the published keys and swaps in a new ring if they changed (a rotation or
     /// revocation by any instance, or a retired key reaching the end of its grace period).
     /// Returns whether it changed. The active key is re-parsed only when it is a new one.
@@ -218,37 +223,5 @@ impl KeyStore {
         );
         self.ring.store(Arc::new(ring));
         Ok(true)
-    }
-}
-
-/// Keeps this instance's key ring in step with the database: every second it picks up changes
-/// made by any instance (rotations, revocations, imports), drops retired keys whose grace has
-/// ended, and, with `--rotate-every`, rotates when the active key is due (one instance wins;
-/// the others see the rotation already done).
-pub async fn watch(db: crate::db::Db, keys: Arc<KeyStore>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let store = keys.clone();
-        let result = db
-            .run(move |conn| {
-                if let Some(every) = store.settings.rotate_every {
-                    let lookahead = crate::service::keys::Lookahead::for_schedule(Some(every));
-                    let rotated = crate::service::keys::rotate(conn, store.kek(), None, store.settings.alg, lookahead, Some(every), None)
-                        .map_err(anyhow::Error::from)?;
-                    if let Some(r) = rotated {
-                        tracing::info!(active = %r.active, next = %r.next, "scheduled key rotation");
-                    }
-                }
-                store.refresh(conn)
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "key ring refresh failed; keeping the current keys"
-            );
-        }
     }
 }

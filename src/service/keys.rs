@@ -20,7 +20,8 @@ use crate::crypto::signing::{Alg, Pkcs8, SigningKey};
 use crate::db::audit::note as record;
 use crate::db::keys::{self, KeyRow};
 use crate::db::{DbConn, now, write_tx};
-use crate::service::keyring::KeyState;
+use crate::service::keyring::{KeyState, KeyStore};
+use crate::service::time::rfc3339;
 
 /// Why a key operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,11 @@ pub struct Lookahead(pub usize);
 impl Lookahead {
     /// How long a key should have been published before it signs, seconds.
     pub const PREPUBLISH_SECS: i64 = 60;
+
+    /// The lookahead of the configured schedule.
+    pub fn of(settings: &crate::config::Settings) -> Self {
+        Self::for_schedule(settings.rotate_every)
+    }
 
     /// Enough keys per algorithm that a burst of three promotions (say a manual rotation, an
     /// algorithm switch and an emergency revocation within half a minute) only uses keys that
@@ -399,4 +405,111 @@ pub fn import(
         )?;
         Ok(row)
     })
+}
+
+/// A rotation asked for now (admin API): rotates, and this instance signs with the new key at
+/// once (the others within a second). `switch_to` gives the new active key that algorithm.
+pub fn rotate_now(
+    conn: &mut DbConn,
+    store: &KeyStore,
+    switch_to: Option<Alg>,
+    actor: &str,
+) -> Result<Rotated, KeyError> {
+    let settings = store.settings();
+    let rotated = rotate(
+        conn,
+        store.kek(),
+        switch_to,
+        settings.alg,
+        Lookahead::of(settings),
+        None,
+        Some(actor),
+    )?
+    .context("an unscheduled rotation did not happen")?;
+    store.refresh(conn)?;
+    Ok(rotated)
+}
+
+/// An emergency revocation (admin API): unpublishes `kid` here at once.
+pub fn revoke_now(
+    conn: &mut DbConn,
+    store: &KeyStore,
+    kid: &str,
+    actor: &str,
+) -> Result<Revoked, KeyError> {
+    let settings = store.settings();
+    let revoked = revoke(
+        conn,
+        store.kek(),
+        settings.alg,
+        Lookahead::of(settings),
+        kid,
+        Some(actor),
+    )?;
+    store.refresh(conn)?;
+    Ok(revoked)
+}
+
+/// A key as the rotation history shows it; never private material.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub kid: String,
+    pub alg: String,
+    pub state: String,
+    /// Whether the JWKS carries it now.
+    pub published: bool,
+    pub created_at: String,
+    pub activated_at: Option<String>,
+    pub retired_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// The rotation history, oldest first.
+pub fn history(conn: &mut DbConn, store: &KeyStore) -> anyhow::Result<Vec<KeyView>> {
+    let ring = store.current();
+    Ok(keys::list(conn)?
+        .into_iter()
+        .map(|k| KeyView {
+            published: ring.published(&k.kid).is_some(),
+            created_at: rfc3339(k.created_at),
+            activated_at: k.activated_at.map(rfc3339),
+            retired_at: k.retired_at.map(rfc3339),
+            revoked_at: k.revoked_at.map(rfc3339),
+            kid: k.kid,
+            alg: k.alg,
+            state: k.state,
+        })
+        .collect())
+}
+
+/// Keeps this instance's key ring in step with the database: every second it picks up changes
+/// made by any instance (rotations, revocations, imports), drops retired keys whose grace has
+/// ended, and, with `--rotate-every`, rotates when the active key is due (one instance wins;
+/// the others see the rotation already done).
+pub async fn watch(db: crate::db::Db, keys: std::sync::Arc<KeyStore>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let store = keys.clone();
+        let result = db
+            .run(move |conn| {
+                let settings = store.settings();
+                if let Some(every) = settings.rotate_every {
+                    let rotated = rotate(conn, store.kek(), None, settings.alg, Lookahead::of(settings), Some(every), None)
+                        .map_err(anyhow::Error::from)?;
+                    if let Some(r) = rotated {
+                        tracing::info!(active = %r.active, next = %r.next, "scheduled key rotation");
+                    }
+                }
+                store.refresh(conn)
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "key ring refresh failed; keeping the current keys"
+            );
+        }
+    }
 }

@@ -10,13 +10,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::cli::time;
 use crate::crypto::public_key::PublicKeyInfo;
 use crate::db::audit::note as record;
 use crate::db::client_keys::{self, ClientKeyRow};
 use crate::db::users::{self, UserRow};
 use crate::db::{DbConn, is_unique_violation, now};
 use crate::domain::Username;
+use crate::service::time::rfc3339;
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ impl KeyView {
             alg: algorithms.first().cloned().unwrap_or_default(),
             algorithms,
             comment: row.comment.clone(),
-            created_at: time(Some(row.created_at)),
+            created_at: rfc3339(row.created_at),
             public_key: info.pem(),
         })
     }

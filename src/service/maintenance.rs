@@ -52,3 +52,8 @@ pub async fn run(db: Db, every: u64, settings: Arc<Settings>) {
         }
     }
 }
+
+/// Whether the database answers (readiness).
+pub fn ping(conn: &mut DbConn) -> anyhow::Result<()> {
+    crate::db::ping(conn).map_err(Into::into)
+}

@@ -1,8 +1,16 @@
-//! What the issuer does, independent of HTTP: password logins with throttling, refresh token
-//! rotation, minting access tokens, user creation, the key ring and first-run bootstrap.
-//! Functions here take parsed domain values and return domain errors; the HTTP layer maps
-//! those to responses.
+//! What the issuer does, independent of HTTP: logins with throttling, refresh rotation,
+//! minting access tokens, sessions, accounts, clients and scopes, the key ring and its
+//! lifecycle, revocation, first-run bootstrap.
+//!
+//! One style: each module's operations are synchronous functions over a `&mut DbConn` (plus
+//! what else they need), so that several compose inside one transaction and the CLI calls them
+//! as they are. [`Issuer`] is the one value the HTTP edge holds: it owns each shared thing once
+//! (the pool, the key ring, the registry, the hasher, the settings), runs those functions off
+//! the async workers ([`Issuer::run`]), and is where what must be async lives (the grants,
+//! whose password hashing waits for a bounded hasher). Functions take parsed domain values and
+//! return their module's error type; the HTTP layer maps those to responses.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod clients;
 pub mod grants;
@@ -17,3 +25,43 @@ pub mod sessions;
 pub mod throttle;
 pub mod time;
 pub mod users;
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::db::{Db, DbConn};
+use keyring::KeyStore;
+use passwords::PasswordHasher;
+use registry::RegistryStore;
+
+/// The issuer's shared state: each thing once.
+#[derive(Clone)]
+pub struct Issuer {
+    /// The connection pool.
+    pub db: Db,
+    /// The signing keys, parsed, and the pre-serialized JWKS.
+    pub keys: Arc<KeyStore>,
+    /// Registered clients and scopes.
+    pub registry: Arc<RegistryStore>,
+    /// The bounded password hasher.
+    pub hasher: PasswordHasher,
+    /// The resolved configuration.
+    pub settings: Arc<Settings>,
+}
+
+impl Issuer {
+    /// Runs service functions over one pooled connection, off the async workers.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<anyhow::Error> + Send + 'static,
+    {
+        self.db.run_typed(f).await
+    }
+}
+
+/// Whether an error means the database could not be reached (the request may be retried).
+pub fn is_outage(e: &anyhow::Error) -> bool {
+    crate::db::is_outage(e)
+}

@@ -3,16 +3,14 @@
 //! is still enabled. Refresh tokens and access tokens cannot be confused (one is 43 base64url
 //! characters, the other a JWS with dots), so a wrong `token_type_hint` costs nothing.
 
-use std::sync::Arc;
-
 use serde_json::json;
 
 use crate::crypto::jwt::AccessClaims;
 use crate::db::audit::Event;
-use crate::db::{Db, DbConn, now, refresh, revocations, users};
+use crate::db::{DbConn, now, refresh, revocations, users};
 use crate::domain::RefreshToken;
-use crate::service::keyring::KeyStore;
-use crate::service::registry::{Registry, RegistryStore};
+use crate::service::Issuer;
+use crate::service::registry::Registry;
 use crate::service::sessions;
 
 /// What introspection found.
@@ -50,14 +48,6 @@ impl Introspection {
     }
 }
 
-/// Revocation and introspection.
-#[derive(Clone)]
-pub struct Revocations {
-    pub db: Db,
-    pub keys: Arc<KeyStore>,
-    pub registry: Arc<RegistryStore>,
-}
-
 /// Whether an access token with verified `claims` is still good: its `jti` is not revoked, and
 /// its user exists and is enabled (for a client's own token: the client is still registered).
 /// At most two indexed lookups.
@@ -81,7 +71,7 @@ pub fn access_still_valid(
     Ok(users::find_by_id(conn, &claims.sub)?.is_some_and(|u| !u.disabled))
 }
 
-impl Revocations {
+impl Issuer {
     /// [`access_still_valid`], off the async workers.
     pub async fn still_valid(&self, claims: AccessClaims) -> anyhow::Result<bool> {
         let registry = self.registry.current();
@@ -171,4 +161,27 @@ impl Revocations {
             })
             .await
     }
+}
+
+/// One page of the revocation feed: `(jti, exp)` oldest first, and where the next page starts.
+#[derive(Debug)]
+pub struct FeedPage {
+    pub revoked: Vec<(String, i64)>,
+    pub next: i64,
+}
+
+/// The revoked access tokens not yet expired after position `after`, at most `limit`. A full
+/// page resumes after its last entry; a short one has seen everything stored so far, so the
+/// next page starts after the highest position (entries are numbered in commit order).
+pub fn feed_page(conn: &mut DbConn, after: i64, limit: i64) -> anyhow::Result<FeedPage> {
+    let (rows, top) = revocations::feed(conn, after, limit, now())?;
+    let next = match rows.last() {
+        Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit => last.seq,
+        Some(last) => last.seq.max(top),
+        None => after.max(top),
+    };
+    Ok(FeedPage {
+        revoked: rows.into_iter().map(|r| (r.jti, r.exp)).collect(),
+        next,
+    })
 }

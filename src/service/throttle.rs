@@ -7,32 +7,9 @@
 
 use std::net::IpAddr;
 
+use crate::config::Limits;
 use crate::db::DbConn;
 use crate::db::throttle::{self, Counter};
-
-/// The throttle's limits, from the options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// The window failures are counted in, seconds.
-    pub window: i64,
-    /// Failures of one username from one address before that pair locks.
-    pub per_user_address: i32,
-    /// Failures from one address (any usernames) before the address locks.
-    pub per_address: i32,
-    /// Failures of one username (any addresses) before the username locks everywhere.
-    pub per_user: i32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            window: 15 * 60,
-            per_user_address: 5,
-            per_address: 20,
-            per_user: 100,
-        }
-    }
-}
 
 /// The counters one password attempt touches.
 #[derive(Debug, Clone)]

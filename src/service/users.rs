@@ -8,12 +8,13 @@ use crate::db::audit::Event;
 use crate::db::users::{self, NewUser, UserRow};
 use std::net::IpAddr;
 
-use crate::db::{Db, DbConn, is_unique_violation, now, write_tx};
+use crate::db::{DbConn, is_unique_violation, now, write_tx};
 use crate::domain::Password;
 use crate::domain::{Roles, Username};
-use crate::service::passwords::{HashError, PasswordHasher};
+use crate::service::Issuer;
+use crate::service::passwords::HashError;
 use crate::service::sessions;
-use crate::service::throttle::{Attempt, Limits};
+use crate::service::throttle::Attempt;
 
 /// Why a user operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +94,36 @@ pub fn create(
 }
 
 /// Every user.
-pub fn list(conn: &mut DbConn) -> anyhow::Result<Vec<UserRow>> {
-    users::list(conn).context("listing users")
+pub fn list(conn: &mut DbConn) -> Result<Vec<UserRow>, UserError> {
+    Ok(users::list(conn).context("listing users")?)
+}
+
+/// A user as shown to operators: never the password hash.
+#[derive(Debug, serde::Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl UserView {
+    /// The view of a stored user.
+    pub fn of(u: &UserRow) -> Self {
+        Self {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            roles: Roles::from_stored(&u.roles)
+                .names()
+                .map(str::to_owned)
+                .collect(),
+            disabled: u.disabled,
+            created_at: crate::service::time::rfc3339(u.created_at),
+            updated_at: crate::service::time::rfc3339(u.updated_at),
+        }
+    }
 }
 
 /// The user named `username`.
@@ -187,59 +216,61 @@ pub fn set_password(
 /// `POST /me/password`: checks the current password (a wrong one counts as a failed login for
 /// the throttle), applies the password policy to the new one, stores it and ends every session
 /// of the user, this one included.
-pub async fn change_password(
-    db: &Db,
-    hasher: &PasswordHasher,
-    limits: &Limits,
-    user_id: &str,
-    current: Password,
-    new: &str,
-    source: Option<IpAddr>,
-) -> Result<(), UserError> {
-    let id = user_id.to_owned();
-    let t = now();
-    let limits = *limits;
-    let (user, attempt, locked) = db
-        .run(move |conn| {
-            let user = users::find_by_id(conn, &id)?.context("the caller's user is gone")?;
-            let attempt = Attempt::new(&limits, &user.username, source);
-            let locked = attempt.reserve(conn, &limits, t)?;
-            Ok((user, attempt, locked))
-        })
-        .await?;
-    if let Some(secs) = locked {
-        return Err(UserError::Throttled(secs));
-    }
-    let checked = hasher
-        .verify(current, Some(user.password_hash.clone()))
-        .await;
-    let matched = match checked {
-        Ok(m) => m,
-        Err(e) => {
-            let cancelling = attempt.clone();
-            db.run(move |conn| Ok(cancelling.cancel(conn, now())?))
-                .await?;
-            return Err(e.into());
+impl Issuer {
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current: Password,
+        new: &str,
+        source: Option<IpAddr>,
+    ) -> Result<(), UserError> {
+        let (db, hasher) = (&self.db, &self.hasher);
+        let id = user_id.to_owned();
+        let t = now();
+        let limits = self.settings.throttle;
+        let (user, attempt, locked) = db
+            .run(move |conn| {
+                let user = users::find_by_id(conn, &id)?.context("the caller's user is gone")?;
+                let attempt = Attempt::new(&limits, &user.username, source);
+                let locked = attempt.reserve(conn, &limits, t)?;
+                Ok((user, attempt, locked))
+            })
+            .await?;
+        if let Some(secs) = locked {
+            return Err(UserError::Throttled(secs));
         }
-    };
-    if !matched {
-        // The reservation stands as a failed login.
+        let checked = hasher
+            .verify(current, Some(user.password_hash.clone()))
+            .await;
+        let matched = match checked {
+            Ok(m) => m,
+            Err(e) => {
+                let cancelling = attempt.clone();
+                db.run(move |conn| Ok(cancelling.cancel(conn, now())?))
+                    .await?;
+                return Err(e.into());
+            }
+        };
+        if !matched {
+            // The reservation stands as a failed login.
+            let name = user.username.clone();
+            let source = source.map(|a| a.to_string());
+            db.run(move |conn| {
+                Event::new("password_change_failed", Some(&name), source.as_deref())
+                    .record(conn)?;
+                Ok(())
+            })
+            .await?;
+            return Err(UserError::WrongPassword);
+        }
+        db.run(move |conn| Ok(attempt.succeeded(conn, now())?))
+            .await?;
+        let new = Password::for_new_user(new, &user.username).map_err(UserError::BadPassword)?;
+        let hash = hasher.hash(new).await?;
         let name = user.username.clone();
-        let source = source.map(|a| a.to_string());
-        db.run(move |conn| {
-            Event::new("password_change_failed", Some(&name), source.as_deref()).record(conn)?;
-            Ok(())
+        db.run_typed(move |conn| {
+            set_password(conn, &user, &hash, "password_changed", Some(&name)).map(|_| ())
         })
-        .await?;
-        return Err(UserError::WrongPassword);
+        .await
     }
-    db.run(move |conn| Ok(attempt.succeeded(conn, now())?))
-        .await?;
-    let new = Password::for_new_user(new, &user.username).map_err(UserError::BadPassword)?;
-    let hash = hasher.hash(new).await?;
-    let name = user.username.clone();
-    db.run_typed(move |conn| {
-        set_password(conn, &user, &hash, "password_changed", Some(&name)).map(|_| ())
-    })
-    .await
 }
