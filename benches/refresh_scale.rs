@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser as _;
 use diesel::{Connection as _, RunQueryDsl as _};
-use jwt_issuer::config::Cli;
+use jwt_issuer::cli::Cli;
 use jwt_issuer::db::{DatabaseUrl, Db};
 use jwt_issuer::startup::Application;
 

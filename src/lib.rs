@@ -1,13 +1,18 @@
 //! jwt-issuer: a centralized token-issuing service.
 //!
-//! The crate is laid out by responsibility:
-//! - [`domain`]: values parsed at the edge (usernames, passwords, scopes, refresh tokens);
-//! - [`crypto`]: signing keys, their encryption at rest, JWK/PEM, access token encoding;
-//! - [`db`]: SQLite/PostgreSQL storage (knows SQL, not HTTP);
-//! - [`service`]: the issuer's behaviour — logins, refresh rotation, key ring, bootstrap;
-//! - [`http`]: the actix-web edge (knows HTTP, not SQL);
-//! - [`config`] and [`cli`]: the command line and its subcommands;
-//! - [`startup`]: building and running the application.
+//! The crate is laid out by responsibility, in layers whose arrows point one way (down), as
+//! `tests/layers.rs` checks:
+//! - [`cli`] and [`startup`]: the command line (grammar and subcommands) and the wiring of the
+//!   HTTP service — the two front doors;
+//! - [`http`]: the actix-web edge: parses requests, calls the service, shapes responses; knows
+//!   HTTP, not SQL;
+//! - [`service`]: what the issuer does — grants, sessions, accounts, clients and scopes, keys,
+//!   revocation — over [`db`] and [`crypto`];
+//! - [`config`]: the resolved settings;
+//! - [`db`]: SQLite/PostgreSQL storage (knows SQL and rows, not HTTP); [`crypto`]: signing keys,
+//!   their encryption at rest, JWK/PEM, access tokens;
+//! - [`domain`]: values parsed at the edge (usernames, passwords, scopes, client ids…), and
+//!   [`files`]: files that hold secrets. Neither depends on anything above.
 
 pub mod cli;
 pub mod config;

@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use jwt_issuer::config::{Cli, Command};
-use jwt_issuer::{cli, startup::Application};
+use jwt_issuer::cli::commands as cli;
+use jwt_issuer::cli::{Cli, Command};
+use jwt_issuer::startup::Application;
 
 fn main() -> ExitCode {
     // Bad options exit with status 2 and a message naming the option, before any I/O.
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(options: &jwt_issuer::config::Options) -> anyhow::Result<()> {
+fn serve(options: &jwt_issuer::cli::Options) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async {
         let app = Application::build(options)?;
         tracing::info!(port = app.port(), issuer = %app.state().issuer.settings.issuer, "serving");

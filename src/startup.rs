@@ -12,7 +12,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 
-use crate::config::{Options, Settings};
+use crate::cli::Options;
+use crate::config::Settings;
 use crate::crypto::kek::{Kek, KeyGen};
 use crate::db::Db;
 use crate::http::{self, AppState};
@@ -101,7 +102,7 @@ impl Application {
         let listener =
             TcpListener::bind(options.bind).with_context(|| format!("binding {}", options.bind))?;
         let bound = listener.local_addr()?;
-        let settings = Settings::resolve(options, bound);
+        let settings = options.settings(bound);
         let state = web::Data::new(prepare(options, settings, tuning)?);
         let server = serve(listener, state.clone())?;
         Ok(Self {

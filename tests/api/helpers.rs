@@ -9,7 +9,7 @@ use actix_web::dev::ServerHandle;
 use awc::http::StatusCode;
 use clap::Parser as _;
 use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
-use jwt_issuer::config::{Cli, Options};
+use jwt_issuer::cli::{Cli, Options};
 use jwt_issuer::crypto::kek::KeyGen;
 use jwt_issuer::crypto::signing::{Alg, Pkcs8, SigningKey};
 use jwt_issuer::service::passwords::HashProfile;

@@ -1,13 +1,12 @@
-//! The subcommands other than `serve`: each opens (and migrates) the database, does one thing,
-//! and prints a plain-text result.
+//! The subcommands other than `serve`: each opens (and migrates) the database, calls the same
+//! service functions the HTTP handlers do, and prints a plain-text result.
 
 use std::io::BufRead as _;
 
 use anyhow::{Context as _, bail};
 
-use crate::config::{
-    ClientCommand, KeyCommand, Options, ScopeCommand, Settings, UserCommand, UserKeyCommand,
-    UserRoleCommand,
+use super::args::{
+    ClientCommand, KeyCommand, Options, ScopeCommand, UserCommand, UserKeyCommand, UserRoleCommand,
 };
 use crate::crypto::client_key::parse_client_key;
 use crate::crypto::import::parse_private_key;
@@ -292,7 +291,7 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
 
 /// The issuer's own audiences, as `serve` with the same options would resolve them.
 fn own_audiences(options: &Options) -> OwnAudiences {
-    OwnAudiences::of(&Settings::resolve(options, options.bind))
+    OwnAudiences::of(&options.settings(options.bind))
 }
 
 fn print_client(view: &ClientView) {

@@ -1,0 +1,7 @@
+//! The command line, the second front door beside `http`: its grammar ([`args`]) and the
+//! subcommands other than `serve` ([`commands`]), which call the same services the handlers do.
+
+pub mod args;
+pub mod commands;
+
+pub use args::{Cli, Command, Options};
