@@ -58,7 +58,7 @@ pub fn prepare(options: &Options, settings: Settings, tuning: Tuning) -> anyhow:
             "Created user 'admin' (role admin); its password is in {}",
             path.display()
         );
-        // The admin API accepts only tokens for its own audience (contract §3).
+        // The admin API accepts only tokens for its own audience (docs/CONTRACT.md §3).
         println!(
             "Get a token for the admin API with:\n  curl -s {}/oauth/token -d grant_type=password -d username=admin --data-urlencode \"password=$(cat {})\" -d audience={}",
             settings.issuer,

@@ -93,7 +93,7 @@ pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
             let user = users::named(&mut conn, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
             let password = read_password(&user.username)?;
             let hash = hash_blocking(&password)?;
-            let ended = users::set_password(&mut conn, &user, &hash, "password_reset", Some("cli"))
+            let ended = users::reset_password(&mut conn, &user, &hash, Some("cli"))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("password of {name} set; {ended} session(s) ended");
             Ok(())

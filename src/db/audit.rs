@@ -30,18 +30,92 @@ pub struct AuditRow {
 /// Identical failures this close together fold into one row.
 pub const FOLD_WINDOW_SECS: i64 = 5 * 60;
 
-/// The events that fold: failures anyone can cause without credentials.
-const FOLDED: &[&str] = &[
-    "login_failed",
-    "login_throttled",
-    "machine_login_failed",
-    "password_change_failed",
-];
+/// What an audit event records. Stored (and shown) by [`EventKind::as_str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    LoginOk,
+    LoginFailed,
+    LoginThrottled,
+    MachineLoginOk,
+    MachineLoginFailed,
+    RefreshReuse,
+    RefreshTokenRevoked,
+    AccessTokenRevoked,
+    KeyGenerated,
+    KeyRotated,
+    KeyRevoked,
+    KeyImported,
+    UserCreated,
+    UserDisabled,
+    UserEnabled,
+    UserRolesChanged,
+    PasswordChanged,
+    PasswordChangeFailed,
+    PasswordReset,
+    SessionEnded,
+    SessionsEnded,
+    ClientKeyAdded,
+    ClientKeyRemoved,
+    ClientCreated,
+    ClientUpdated,
+    ClientRemoved,
+    ScopeCreated,
+    ScopeRemoved,
+    ClientTokenIssued,
+}
+
+impl EventKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginOk => "login_ok",
+            Self::LoginFailed => "login_failed",
+            Self::LoginThrottled => "login_throttled",
+            Self::MachineLoginOk => "machine_login_ok",
+            Self::MachineLoginFailed => "machine_login_failed",
+            Self::RefreshReuse => "refresh_reuse",
+            Self::RefreshTokenRevoked => "refresh_token_revoked",
+            Self::AccessTokenRevoked => "access_token_revoked",
+            Self::KeyGenerated => "key_generated",
+            Self::KeyRotated => "key_rotated",
+            Self::KeyRevoked => "key_revoked",
+            Self::KeyImported => "key_imported",
+            Self::UserCreated => "user_created",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::UserRolesChanged => "user_roles_changed",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordChangeFailed => "password_change_failed",
+            Self::PasswordReset => "password_reset",
+            Self::SessionEnded => "session_ended",
+            Self::SessionsEnded => "sessions_ended",
+            Self::ClientKeyAdded => "client_key_added",
+            Self::ClientKeyRemoved => "client_key_removed",
+            Self::ClientCreated => "client_created",
+            Self::ClientUpdated => "client_updated",
+            Self::ClientRemoved => "client_removed",
+            Self::ScopeCreated => "scope_created",
+            Self::ScopeRemoved => "scope_removed",
+            Self::ClientTokenIssued => "client_token_issued",
+        }
+    }
+
+    /// Failures anyone can cause without credentials: repeats fold into one row.
+    fn folds(self) -> bool {
+        matches!(
+            self,
+            Self::LoginFailed
+                | Self::LoginThrottled
+                | Self::MachineLoginFailed
+                | Self::PasswordChangeFailed
+        )
+    }
+}
 
 /// An event to record.
-#[derive(Insertable, Debug, Default)]
+#[derive(Insertable, Debug)]
 #[diesel(table_name = audit_log)]
-pub struct NewEvent<'a> {
+struct NewEvent<'a> {
     pub at: i64,
     pub event: &'a str,
     /// Who did it (a username), when known.
@@ -55,31 +129,17 @@ pub struct NewEvent<'a> {
 }
 
 /// Appends one event.
-pub fn record(conn: &mut DbConn, event: &NewEvent<'_>) -> QueryResult<()> {
+fn record(conn: &mut DbConn, event: &NewEvent<'_>) -> QueryResult<()> {
     diesel::insert_into(audit_log::table)
         .values(event)
         .execute(conn)
         .map(|_| ())
 }
 
-/// Appends one event about `subject` with a JSON `detail`, now.
-pub fn note(
-    conn: &mut DbConn,
-    event: &'static str,
-    actor: Option<&str>,
-    subject: &str,
-    detail: serde_json::Value,
-) -> QueryResult<()> {
-    Event::new(event, Some(subject), None)
-        .by(actor)
-        .with(detail)
-        .record(conn)
-}
-
 /// An event owned whole, to move into blocking database work.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Event {
-    pub event: &'static str,
+    pub event: EventKind,
     pub actor: Option<String>,
     pub subject: Option<String>,
     pub source: Option<String>,
@@ -88,13 +148,24 @@ pub struct Event {
 
 impl Event {
     /// An event of kind `event` about `subject`, from `source`.
-    pub fn new(event: &'static str, subject: Option<&str>, source: Option<&str>) -> Self {
+    pub fn new(event: EventKind, subject: Option<&str>, source: Option<&str>) -> Self {
         Self {
             event,
+            actor: None,
             subject: subject.map(str::to_owned),
             source: source.map(str::to_owned),
-            ..Default::default()
+            detail: None,
         }
+    }
+
+    /// An event about `subject`, done by `actor` (when known), with a JSON detail.
+    pub fn about(
+        event: EventKind,
+        actor: Option<&str>,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self::new(event, Some(subject), None).by(actor).with(detail)
     }
 
     /// The same, done by `actor` (when known).
@@ -113,7 +184,7 @@ impl Event {
     /// event, subject and address) only counts up that row.
     pub fn record(&self, conn: &mut DbConn) -> QueryResult<()> {
         let t = super::now();
-        if FOLDED.contains(&self.event) && self.fold(conn, t)? {
+        if self.event.folds() && self.fold(conn, t)? {
             return Ok(());
         }
         let detail = self.detail.as_ref().map(serde_json::Value::to_string);
@@ -121,7 +192,7 @@ impl Event {
             conn,
             &NewEvent {
                 at: t,
-                event: self.event,
+                event: self.event.as_str(),
                 actor: self.actor.as_deref(),
                 subject: self.subject.as_deref(),
                 source: self.source.as_deref(),
@@ -134,7 +205,7 @@ impl Event {
 impl Event {
     fn fold(&self, conn: &mut DbConn, t: i64) -> QueryResult<bool> {
         let mut query = audit_log::table
-            .filter(audit_log::event.eq(self.event))
+            .filter(audit_log::event.eq(self.event.as_str()))
             .filter(audit_log::at.ge(t - FOLD_WINDOW_SECS))
             .into_boxed();
         query = match &self.subject {

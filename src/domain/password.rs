@@ -10,7 +10,7 @@ const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
 static COMMON: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| COMMON_PASSWORDS.lines().collect());
 
-/// A password as typed by a user. Never printed, never logged.
+/// A password as typed by a user. Never printed, never logged, wiped from memory on drop.
 #[derive(Clone)]
 pub struct Password(String);
 
@@ -59,6 +59,13 @@ impl Password {
     /// The secret bytes, for the hasher only.
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+}
+
+// Every copy is wiped when dropped.
+impl Drop for Password {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 

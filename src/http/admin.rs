@@ -14,36 +14,9 @@ use crate::crypto::signing::Alg;
 use crate::domain::{Password, Roles, Username};
 use crate::service::audit;
 use crate::service::keys::{self, KeyError};
-use crate::service::machine::{self, RegistryError};
+use crate::service::machine::{self};
 use crate::service::sessions;
 use crate::service::users::{self, UserError, UserView};
-
-impl From<KeyError> for ApiError {
-    fn from(e: KeyError) -> Self {
-        match e {
-            KeyError::NotFound(_) => Self::NotFound(e.to_string()),
-            KeyError::Duplicate { .. } => Self::Conflict(e.to_string()),
-            KeyError::Internal(e) => Self::Internal(e),
-        }
-    }
-}
-
-impl From<UserError> for ApiError {
-    fn from(e: UserError) -> Self {
-        match e {
-            UserError::Duplicate(_) => Self::Conflict(e.to_string()),
-            UserError::NotFound(_) => Self::NotFound(e.to_string()),
-            UserError::BadPassword(m) => Self::InvalidRequest(m),
-            UserError::WrongPassword => Self::InvalidRequest(e.to_string()),
-            UserError::Throttled(secs) => Self::TooManyRequests {
-                retry_after: secs,
-                description: e.to_string(),
-            },
-            UserError::Busy => Self::Unavailable(e.to_string()),
-            UserError::Internal(e) => Self::Internal(e),
-        }
-    }
-}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -199,18 +172,6 @@ pub async fn audit_log(
         .run(move |conn| audit::newest(conn, limit))
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "events": events })))
-}
-
-impl From<RegistryError> for ApiError {
-    fn from(e: RegistryError) -> Self {
-        match e {
-            RegistryError::UnknownUser(_) | RegistryError::UnknownKey(_) => {
-                Self::NotFound(e.to_string())
-            }
-            RegistryError::Duplicate(_) => Self::Conflict(e.to_string()),
-            RegistryError::Internal(e) => Self::Internal(e),
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -379,9 +340,7 @@ pub async fn reset_password(
     let actor = caller.actor();
     state
         .issuer
-        .run(move |conn| {
-            users::set_password(conn, &user, &hash, "password_reset", Some(&actor)).map(|_| ())
-        })
+        .run(move |conn| users::reset_password(conn, &user, &hash, Some(&actor)).map(|_| ()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use super::error::ApiError;
 use super::params::Params;
 use crate::domain::ClientSecret;
-use crate::service::registry::{AuthFailure, Credentials};
+use crate::service::registry::Credentials;
 
 /// The client credentials a request carries. `Authorization` schemes other than Basic
 /// (`Bearer`, `JWT`) are not client credentials and are left alone.
@@ -86,12 +86,6 @@ fn form_decode(s: &str) -> String {
         .next()
         .map(|(k, _)| k.into_owned())
         .unwrap_or_default()
-}
-
-impl From<AuthFailure> for ApiError {
-    fn from(e: AuthFailure) -> Self {
-        Self::InvalidClient(e.to_string())
-    }
 }
 
 #[cfg(test)]

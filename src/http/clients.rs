@@ -16,17 +16,6 @@ use crate::service::clients::{
 };
 use crate::service::registry::{OwnAudiences, Registry};
 
-impl From<ClientError> for ApiError {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Invalid(m) => Self::InvalidRequest(m),
-            ClientError::Duplicate(_) | ClientError::Protected(_) => Self::Conflict(e.to_string()),
-            ClientError::NotFound(m) => Self::NotFound(m),
-            ClientError::Internal(e) => Self::Internal(e),
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewClientBody {

@@ -11,7 +11,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::service::clients::ClientError;
 use crate::service::grants::GrantError;
+use crate::service::keys::KeyError;
+use crate::service::machine::RegistryError;
+use crate::service::registry::AuthFailure;
+use crate::service::sessions::SessionError;
+use crate::service::users::UserError;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +213,75 @@ impl From<GrantError> for ApiError {
                 Self::Unavailable("too many logins in progress; retry shortly".into())
             }
             GrantError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+// Every service error maps here, exhaustively, so a new variant cannot slip through as a 500.
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::NotFound(_) => Self::NotFound(e.to_string()),
+            KeyError::Duplicate { .. } => Self::Conflict(e.to_string()),
+            KeyError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::Duplicate(_) => Self::Conflict(e.to_string()),
+            UserError::NotFound(_) => Self::NotFound(e.to_string()),
+            UserError::BadPassword(m) => Self::InvalidRequest(m),
+            UserError::WrongPassword => Self::InvalidRequest(e.to_string()),
+            UserError::Throttled(secs) => Self::TooManyRequests {
+                retry_after: secs,
+                description: e.to_string(),
+            },
+            UserError::Busy => Self::Unavailable(e.to_string()),
+            UserError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::UnknownUser(_) | RegistryError::UnknownKey(_) => {
+                Self::NotFound(e.to_string())
+            }
+            RegistryError::Duplicate(_) => Self::Conflict(e.to_string()),
+            RegistryError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<AuthFailure> for ApiError {
+    fn from(e: AuthFailure) -> Self {
+        Self::InvalidClient(e.to_string())
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(m) => Self::InvalidRequest(m),
+            ClientError::Duplicate(_) | ClientError::Protected(_) => Self::Conflict(e.to_string()),
+            ClientError::NotFound(m) => Self::NotFound(m),
+            ClientError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::NotFound(_) | SessionError::UnknownUser(_) => {
+                Self::NotFound(e.to_string())
+            }
+            SessionError::Internal(e) => Self::Internal(e),
         }
     }
 }

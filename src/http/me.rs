@@ -10,18 +10,7 @@ use super::auth::Me;
 use super::error::ApiError;
 use super::{params, peer};
 use crate::domain::Password;
-use crate::service::sessions::{self, SessionError};
-
-impl From<SessionError> for ApiError {
-    fn from(e: SessionError) -> Self {
-        match e {
-            SessionError::NotFound(_) | SessionError::UnknownUser(_) => {
-                Self::NotFound(e.to_string())
-            }
-            SessionError::Internal(e) => Self::Internal(e),
-        }
-    }
-}
+use crate::service::sessions::{self};
 
 /// `GET /me`: the caller's verified claims.
 pub async fn me(caller: Me) -> HttpResponse {

@@ -1,6 +1,6 @@
 //! `POST /oauth/token` (RFC 6749 §3.2): reads the parameters, authenticates the client, checks
 //! it may use the grant, and dispatches on `grant_type`. What the token then says is the
-//! registry's decision (contract §5).
+//! registry's decision (docs/CONTRACT.md §5).
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};

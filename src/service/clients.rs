@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::db::audit::Event;
+use crate::db::audit::{Event, EventKind};
 use crate::db::registry::{self, ClientRow, ScopeRow};
 use crate::db::{DbConn, is_unique_violation, now, write_tx};
 use crate::domain::{Audience, ClientId, ClientSecret, GrantType, Roles, ScopeName};
@@ -232,7 +232,7 @@ pub fn add(
             other => other?,
         }
         let view = ClientView::of_row(&row, own)?;
-        Event::new("client_created", Some(id.as_str()), None)
+        Event::new(EventKind::ClientCreated, Some(id.as_str()), None)
             .by(actor)
             .with(json!(view))
             .record(conn)?;
@@ -283,7 +283,7 @@ pub fn update(
         row.updated_at = now();
         registry::update_client(conn, &row)?;
         let view = ClientView::of_row(&row, own)?;
-        Event::new("client_updated", Some(id), None)
+        Event::new(EventKind::ClientUpdated, Some(id), None)
             .by(actor)
             .with(json!({"client": view, "secret_changed": secret_changed}))
             .record(conn)?;
@@ -305,7 +305,7 @@ pub fn remove(conn: &mut DbConn, id: &str, actor: Option<&str>) -> Result<(), Cl
         if !registry::delete_client(conn, id)? {
             return Err(ClientError::NotFound(format!("no client {id}")));
         }
-        Event::new("client_removed", Some(id), None)
+        Event::new(EventKind::ClientRemoved, Some(id), None)
             .by(actor)
             .record(conn)?;
         Ok(())
@@ -341,7 +341,7 @@ pub fn add_scope(
             }
             other => other?,
         }
-        Event::new("scope_created", Some(name.as_str()), None)
+        Event::new(EventKind::ScopeCreated, Some(name.as_str()), None)
             .by(actor)
             .with(json!({"roles": roles.names().collect::<Vec<_>>(), "description": description}))
             .record(conn)?;
@@ -381,7 +381,7 @@ pub fn remove_scope(
             registry::update_client(conn, &row)?;
             changed.push(row.id);
         }
-        Event::new("scope_removed", Some(name), None)
+        Event::new(EventKind::ScopeRemoved, Some(name), None)
             .by(actor)
             .with(json!({"removed_from_clients": changed}))
             .record(conn)?;

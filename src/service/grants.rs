@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::crypto::jwt::{self, ACCESS_TOKEN_TYPE, AccessClaims, Audiences};
-use crate::db::audit::Event;
+use crate::db::audit::{Event, EventKind};
 use crate::db::refresh::{self, FamilyRow, IssuedRow, TokenRow};
 use crate::db::users::UserRow;
 use crate::db::{now, users, write_tx};
@@ -158,7 +158,7 @@ impl Issuer {
         if let Some(secs) = locked {
             tracing::warn!(source = ?req.source, "login refused: username is throttled");
             self.audit(Event::new(
-                "login_throttled",
+                EventKind::LoginThrottled,
                 Some(username.as_str()),
                 source.as_deref(),
             ))
@@ -191,7 +191,8 @@ impl Issuer {
                 let name = username.as_str().to_owned();
                 self.db
                     .run(move |conn| {
-                        Event::new("login_failed", Some(&name), source.as_deref()).record(conn)?;
+                        Event::new(EventKind::LoginFailed, Some(&name), source.as_deref())
+                            .record(conn)?;
                         Ok(())
                     })
                     .await?;
@@ -245,7 +246,7 @@ impl Issuer {
                     attempt.succeeded(conn, now())?;
                     refresh::start_family(conn, &family, &first)?;
                     refresh::record_issued(conn, &issued)?;
-                    Event::new("login_ok", Some(&name), source.as_deref())
+                    Event::new(EventKind::LoginOk, Some(&name), source.as_deref())
                         .by(name.as_str())
                         .with(detail)
                         .record(conn)?;
@@ -387,7 +388,7 @@ impl Issuer {
                 self.db
                     .run(move |conn| {
                         let username = users::find_by_id(conn, &user_id)?.map(|u| u.username);
-                        Event::new("refresh_reuse", username.as_deref(), None)
+                        Event::new(EventKind::RefreshReuse, username.as_deref(), None)
                             .with(detail)
                             .record(conn)?;
                         Ok(())
@@ -427,7 +428,7 @@ impl Issuer {
         let source = req.source.map(|ip| ip.to_string());
         self.audit(
             Event::new(
-                "client_token_issued",
+                EventKind::ClientTokenIssued,
                 Some(req.client.id.as_str()),
                 source.as_deref(),
             )
@@ -510,9 +511,13 @@ impl Issuer {
             family_id: None,
             exp: claims.exp,
         };
-        let event = Event::new("machine_login_ok", Some(&user.username), source.as_deref())
-            .by(user.username.as_str())
-            .with(detail);
+        let event = Event::new(
+            EventKind::MachineLoginOk,
+            Some(&user.username),
+            source.as_deref(),
+        )
+        .by(user.username.as_str())
+        .with(detail);
         self.db
             .run(move |conn| {
                 write_tx(conn, |conn| -> anyhow::Result<()> {
@@ -545,7 +550,7 @@ impl Issuer {
         };
         tracing::warn!(?username, %reason, "machine login failed");
         let event = Event::new(
-            "machine_login_failed",
+            EventKind::MachineLoginFailed,
             username.map(Username::as_str),
             source.as_deref(),
         )

@@ -17,7 +17,7 @@ use crate::crypto::signing::{Alg, SigningKey};
 use crate::db::keys::{self, KeyRow};
 use crate::db::{DbConn, now};
 
-/// A key's place in its lifecycle (contract §4).
+/// A key's place in its lifecycle (docs/CONTRACT.md §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyState {
     /// Published, not yet signing.

@@ -1,4 +1,4 @@
-//! The signing key lifecycle (contract §4): first-run generation, rotation (manual, scheduled
+//! The signing key lifecycle (docs/CONTRACT.md §4): first-run generation, rotation (manual, scheduled
 //! or with an algorithm switch), emergency revocation and import. Each change is one database
 //! transaction under the key lock, so a crash leaves the old state or the new, and instances
 //! sharing a database never end with two active keys (a unique index backs this up). Every
@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::crypto::kek::Kek;
 use crate::crypto::signing::{Alg, Pkcs8, SigningKey};
-use crate::db::audit::note as record;
+use crate::db::audit::{Event, EventKind};
 use crate::db::keys::{self, KeyRow};
 use crate::db::{DbConn, now, write_tx};
 use crate::service::keyring::{KeyState, KeyStore};
@@ -123,7 +123,7 @@ impl Fresh {
         };
         keys::insert(conn, &new_row(&key, &pkcs8, kek, state, t)?)?;
         let detail = json!({"state": state.as_str(), "alg": alg.as_str()});
-        record(conn, "key_generated", None, key.kid(), detail)?;
+        Event::about(EventKind::KeyGenerated, None, key.kid(), detail).record(conn)?;
         Ok(key.kid().to_owned())
     }
 }
@@ -298,13 +298,11 @@ pub fn rotate(
         } else {
             "manual"
         };
-        record(
-            conn,
-            "key_rotated",
+        Event::about(EventKind::KeyRotated,
             actor,
             &rotated.active,
             json!({"how": how, "retired": rotated.retired, "next": rotated.next, "alg": new_alg.as_str()}),
-        )?;
+        ).record(conn)?;
         Ok(Some(rotated))
     })
 }
@@ -346,7 +344,8 @@ pub fn revoke(
                 }
             }
             top_up(conn, kek, &mut fresh, la, t)?;
-            record(conn, "key_revoked", actor, kid, json!({"was": row.state}))?;
+            Event::about(EventKind::KeyRevoked, actor, kid, json!({"was": row.state}))
+                .record(conn)?;
         }
         let c = Current::read(conn)?;
         let primary = c.primary(fallback);
@@ -396,13 +395,13 @@ pub fn import(
         let row = new_row(key, pkcs8, kek, state, t)?;
         keys::insert(conn, &row)?;
         let retired: Vec<&str> = displaced.iter().map(|k| k.kid.as_str()).collect();
-        record(
-            conn,
-            "key_imported",
+        Event::about(
+            EventKind::KeyImported,
             actor,
             key.kid(),
             json!({"state": state.as_str(), "alg": key.alg().as_str(), "retired": retired}),
-        )?;
+        )
+        .record(conn)?;
         Ok(row)
     })
 }

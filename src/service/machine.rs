@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::crypto::public_key::PublicKeyInfo;
-use crate::db::audit::note as record;
+use crate::db::audit::{Event, EventKind};
 use crate::db::client_keys::{self, ClientKeyRow};
 use crate::db::users::{self, UserRow};
 use crate::db::{DbConn, is_unique_violation, now};
@@ -98,13 +98,13 @@ pub fn add_key(
         }
         Err(e) => return Err(RegistryError::Internal(e.into())),
     }
-    record(
-        conn,
-        "client_key_added",
+    Event::about(
+        EventKind::ClientKeyAdded,
         actor,
         username,
         json!({"id": row.id, "fingerprint": row.fingerprint}),
-    )?;
+    )
+    .record(conn)?;
     Ok(KeyView::of(&row)?)
 }
 
@@ -128,13 +128,13 @@ pub fn delete_key(
     if !client_keys::delete(conn, &user.id, id).map_err(anyhow::Error::from)? {
         return Err(RegistryError::UnknownKey(id.to_owned()));
     }
-    record(
-        conn,
-        "client_key_removed",
+    Event::about(
+        EventKind::ClientKeyRemoved,
         actor,
         username,
         json!({"id": id}),
-    )?;
+    )
+    .record(conn)?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! atomically when it changes (here or on another instance), and consulted on every token
 //! request without touching the database. It authenticates clients and decides what a token
 //! says: its audiences and its scope, from the client's registration, the scopes' role gates and
-//! the subject's roles — never from the request unchecked (contract §5).
+//! the subject's roles — never from the request unchecked (docs/CONTRACT.md §5).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -470,7 +470,7 @@ impl RegistryStore {
 }
 
 /// How often each instance re-reads the registry: changes made through the CLI or another
-/// instance take effect within this (contract §5: 5 seconds).
+/// instance take effect within this (docs/CONTRACT.md §5: 5 seconds).
 pub const REGISTRY_REFRESH: Duration = Duration::from_secs(2);
 
 /// Keeps this instance's registry in step with the database.

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::crypto::jwt::AccessClaims;
-use crate::db::audit::Event;
+use crate::db::audit::{Event, EventKind};
 use crate::db::{DbConn, now, refresh, revocations, users};
 use crate::domain::RefreshToken;
 use crate::service::Issuer;
@@ -97,7 +97,7 @@ impl Issuer {
                         None => false,
                     };
                     if revoked {
-                        Event::new("refresh_token_revoked", None, source.as_deref())
+                        Event::new(EventKind::RefreshTokenRevoked, None, source.as_deref())
                             .record(conn)?;
                     }
                     Ok(revoked)
@@ -113,9 +113,13 @@ impl Issuer {
                 let t = now();
                 revocations::deny(conn, &claims.jti, claims.exp, t)?;
                 let subject = claims.username.as_deref().unwrap_or(&claims.client_id);
-                Event::new("access_token_revoked", Some(subject), source.as_deref())
-                    .with(json!({"jti": claims.jti, "client_id": claims.client_id}))
-                    .record(conn)?;
+                Event::new(
+                    EventKind::AccessTokenRevoked,
+                    Some(subject),
+                    source.as_deref(),
+                )
+                .with(json!({"jti": claims.jti, "client_id": claims.client_id}))
+                .record(conn)?;
                 Ok(true)
             })
             .await

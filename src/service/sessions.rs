@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::db::audit::Event;
+use crate::db::audit::{Event, EventKind};
 use crate::db::refresh::{self, FamilyRow};
 use crate::db::users::{self, UserRow};
 use crate::db::{DbConn, now, revocations, write_tx};
@@ -123,7 +123,7 @@ pub fn end(
         if !owned || !end_family(conn, session_id, "logout", t)? {
             return Err(SessionError::NotFound(session_id.to_owned()));
         }
-        Event::new("session_ended", Some(username), None)
+        Event::new(EventKind::SessionEnded, Some(username), None)
             .by(actor)
             .with(json!({"session": session_id}))
             .record(conn)?;
@@ -141,7 +141,7 @@ pub fn end_all(
     let t = now();
     write_tx(conn, |conn| -> Result<usize, SessionError> {
         let ended = end_user(conn, user_id, "logout everywhere", t)?;
-        Event::new("sessions_ended", Some(username), None)
+        Event::new(EventKind::SessionsEnded, Some(username), None)
             .by(actor)
             .with(json!({"sessions": ended}))
             .record(conn)?;

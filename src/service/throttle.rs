@@ -1,5 +1,5 @@
 //! The login throttle: password attempts counted per (username, client address), per client
-//! address and per username, each with its own limit inside a window (contract §6). Guessing
+//! address and per username, each with its own limit inside a window (docs/CONTRACT.md §6). Guessing
 //! many usernames from one address is slowed (spraying); failures from one address cannot lock
 //! the same user out at another address until the much higher per-username ceiling; every
 //! attempt is reserved before its password is hashed, so parallel guesses cannot outrun the

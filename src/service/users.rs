@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::db::audit::Event;
+use crate::db::audit::{Event, EventKind};
 use crate::db::users::{self, NewUser, UserRow};
 use std::net::IpAddr;
 
@@ -76,7 +76,7 @@ pub fn create(
     };
     let result = write_tx(conn, |conn| {
         users::insert(conn, &new)?;
-        Event::new("user_created", Some(username.as_str()), None)
+        Event::new(EventKind::UserCreated, Some(username.as_str()), None)
             .by(actor)
             .with(json!({"roles": stored_roles}))
             .record(conn)
@@ -155,7 +155,7 @@ pub fn update(
             let stored = roles.to_stored();
             if stored != user.roles {
                 users::set_roles(conn, &user.id, &stored, t)?;
-                Event::new("user_roles_changed", Some(username), None)
+                Event::new(EventKind::UserRolesChanged, Some(username), None)
                     .by(actor)
                     .with(json!({"from": user.roles, "to": stored}))
                     .record(conn)?;
@@ -165,14 +165,14 @@ pub fn update(
             Some(true) if !user.disabled => {
                 users::set_disabled(conn, &user.id, true, t)?;
                 ended = sessions::end_user(conn, &user.id, "user disabled", t)?;
-                Event::new("user_disabled", Some(username), None)
+                Event::new(EventKind::UserDisabled, Some(username), None)
                     .by(actor)
                     .with(json!({"revoked_families": ended}))
                     .record(conn)?;
             }
             Some(false) if user.disabled => {
                 users::set_disabled(conn, &user.id, false, t)?;
-                Event::new("user_enabled", Some(username), None)
+                Event::new(EventKind::UserEnabled, Some(username), None)
                     .by(actor)
                     .record(conn)?;
             }
@@ -191,14 +191,24 @@ pub fn disable(conn: &mut DbConn, username: &str, actor: Option<&str>) -> Result
     update(conn, username, &change, actor).map(|(_, ended)| ended)
 }
 
-/// Stores a new password hash for `user_id` and ends every session of the user (their access
-/// tokens are revoked too): a password change or an admin's reset. `event` is what the audit
-/// log calls it.
-pub fn set_password(
+/// An operator's password reset (admin API, CLI): see [`set_password`].
+pub fn reset_password(
     conn: &mut DbConn,
     user: &UserRow,
     hash: &str,
-    event: &'static str,
+    actor: Option<&str>,
+) -> Result<usize, UserError> {
+    set_password(conn, user, hash, EventKind::PasswordReset, actor)
+}
+
+/// Stores a new password hash for `user_id` and ends every session of the user (their access
+/// tokens are revoked too): a password change or an admin's reset. `event` is what the audit
+/// log calls it.
+fn set_password(
+    conn: &mut DbConn,
+    user: &UserRow,
+    hash: &str,
+    event: EventKind,
     actor: Option<&str>,
 ) -> Result<usize, UserError> {
     let t = now();
@@ -256,8 +266,12 @@ impl Issuer {
             let name = user.username.clone();
             let source = source.map(|a| a.to_string());
             db.run(move |conn| {
-                Event::new("password_change_failed", Some(&name), source.as_deref())
-                    .record(conn)?;
+                Event::new(
+                    EventKind::PasswordChangeFailed,
+                    Some(&name),
+                    source.as_deref(),
+                )
+                .record(conn)?;
                 Ok(())
             })
             .await?;
@@ -269,7 +283,7 @@ impl Issuer {
         let hash = hasher.hash(new).await?;
         let name = user.username.clone();
         db.run_typed(move |conn| {
-            set_password(conn, &user, &hash, "password_changed", Some(&name)).map(|_| ())
+            set_password(conn, &user, &hash, EventKind::PasswordChanged, Some(&name)).map(|_| ())
         })
         .await
     }

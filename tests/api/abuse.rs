@@ -1,4 +1,4 @@
-//! Abuse without credentials (contract §6): throttling by (username, address), by address and
+//! Abuse without credentials (docs/CONTRACT.md §6): throttling by (username, address), by address and
 //! by username, reserved before hashing; the client address behind trusted proxies; the audit
 //! log folding repeated failures and keeping a bounded history; sessions' absolute lifetime.
 

@@ -1,4 +1,4 @@
-//! Accounts (contract §6): password change and reset under the password policy, enable and
+//! Accounts (docs/CONTRACT.md §6): password change and reset under the password policy, enable and
 //! disable, roles — over HTTP and the CLI. Every password set ends the user's sessions.
 
 use std::collections::HashSet;

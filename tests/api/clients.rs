@@ -1,5 +1,5 @@
 //! Authoritative tokens: registered clients, audiences and scopes decide what a token says
-//! (contract §5), managed over the admin API and the CLI.
+//! (docs/CONTRACT.md §5), managed over the admin API and the CLI.
 
 use std::time::Duration;
 

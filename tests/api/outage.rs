@@ -1,4 +1,4 @@
-//! A database outage (contract §6): requests that need the database answer 503
+//! A database outage (docs/CONTRACT.md §6): requests that need the database answer 503
 //! `temporarily_unavailable` with `Retry-After` within 3 seconds; the JWKS, PEM, metadata and
 //! `/healthz` answer from memory; the service recovers by itself; CLI commands fail fast with
 //! one line naming the database. PostgreSQL is taken away with a TCP proxy between the service

@@ -1,4 +1,4 @@
-//! Sessions (contract §6): each refresh-token family, listed and ended by its user, by an admin
+//! Sessions (docs/CONTRACT.md §6): each refresh-token family, listed and ended by its user, by an admin
 //! and by the CLI; ending one revokes its refresh tokens and the access tokens issued from it,
 //! which then introspect inactive and appear in the revocation feed.
 
