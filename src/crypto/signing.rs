@@ -2,7 +2,6 @@
 //! reuses it; the JWS header of each key is encoded once too.
 
 use std::fmt;
-use std::str::FromStr;
 
 use anyhow::{Context as _, anyhow};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
@@ -16,49 +15,15 @@ use serde_json::json;
 use super::b64url;
 use super::public_key::PublicKeyInfo;
 
-/// The algorithms this issuer signs with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Alg {
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
-    RS256,
-    /// ECDSA on P-256 with SHA-256.
-    ES256,
-}
+pub use crate::domain::Alg;
 
 impl Alg {
-    /// The JOSE name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RS256 => "RS256",
-            Self::ES256 => "ES256",
-        }
-    }
-
     /// The same algorithm for jsonwebtoken's verifier.
     pub fn jsonwebtoken(self) -> jsonwebtoken::Algorithm {
         match self {
             Self::RS256 => jsonwebtoken::Algorithm::RS256,
             Self::ES256 => jsonwebtoken::Algorithm::ES256,
         }
-    }
-}
-
-impl FromStr for Alg {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "RS256" => Ok(Self::RS256),
-            "ES256" => Ok(Self::ES256),
-            other => Err(format!(
-                "unsupported algorithm {other:?}: use RS256 or ES256"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Alg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

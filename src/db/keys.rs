@@ -7,14 +7,17 @@ use diesel::sql_types::BigInt;
 
 use super::DbConn;
 use super::schema::signing_keys;
+use crate::domain::{Alg, KeyState};
 
 /// A stored signing key.
 #[derive(Queryable, Selectable, Insertable, Clone)]
 #[diesel(table_name = signing_keys)]
 pub struct KeyRow {
     pub kid: String,
-    pub alg: String,
-    pub state: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub alg: Alg,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub state: KeyState,
     pub public_der: Vec<u8>,
     pub private_enc: Vec<u8>,
     pub kek_id: String,
@@ -61,7 +64,7 @@ pub fn insert(conn: &mut DbConn, row: &KeyRow) -> QueryResult<()> {
         ..row.clone()
     };
     diesel::insert_into(signing_keys::table)
-        .values(&row)
+        .values(row)
         .execute(conn)
         .map(|_| ())
 }
@@ -75,9 +78,10 @@ pub fn list(conn: &mut DbConn) -> QueryResult<Vec<KeyRow>> {
 }
 
 /// Keys in the given states, oldest first.
-pub fn in_states(conn: &mut DbConn, states: &[&str]) -> QueryResult<Vec<KeyRow>> {
+pub fn in_states(conn: &mut DbConn, states: &[KeyState]) -> QueryResult<Vec<KeyRow>> {
+    let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
     signing_keys::table
-        .filter(signing_keys::state.eq_any(states))
+        .filter(signing_keys::state.eq_any(names))
         .order(signing_keys::seq.asc())
         .select(KeyRow::as_select())
         .load(conn)
@@ -88,10 +92,10 @@ pub fn activate(conn: &mut DbConn, kid: &str, t: i64) -> QueryResult<()> {
     diesel::update(
         signing_keys::table
             .filter(signing_keys::kid.eq(kid))
-            .filter(signing_keys::state.eq("next")),
+            .filter(signing_keys::state.eq(KeyState::Next.as_str())),
     )
     .set((
-        signing_keys::state.eq("active"),
+        signing_keys::state.eq(KeyState::Active.as_str()),
         signing_keys::activated_at.eq(t),
     ))
     .execute(conn)
@@ -103,9 +107,9 @@ pub fn published(conn: &mut DbConn, retired_after: i64) -> QueryResult<Vec<KeyRo
     signing_keys::table
         .filter(
             signing_keys::state
-                .eq_any(["next", "active"])
+                .eq_any([KeyState::Next.as_str(), KeyState::Active.as_str()])
                 .or(signing_keys::state
-                    .eq("retired")
+                    .eq(KeyState::Retired.as_str())
                     .and(signing_keys::retired_at.gt(retired_after))),
         )
         .order(signing_keys::seq.asc())
@@ -127,10 +131,12 @@ pub fn retire(conn: &mut DbConn, kid: &str, t: i64) -> QueryResult<()> {
     diesel::update(
         signing_keys::table
             .filter(signing_keys::kid.eq(kid))
-            .filter(signing_keys::state.eq_any(["active", "next"])),
+            .filter(
+                signing_keys::state.eq_any([KeyState::Active.as_str(), KeyState::Next.as_str()]),
+            ),
     )
     .set((
-        signing_keys::state.eq("retired"),
+        signing_keys::state.eq(KeyState::Retired.as_str()),
         signing_keys::retired_at.eq(t),
     ))
     .execute(conn)
@@ -142,10 +148,10 @@ pub fn revoke(conn: &mut DbConn, kid: &str, t: i64) -> QueryResult<()> {
     diesel::update(
         signing_keys::table
             .filter(signing_keys::kid.eq(kid))
-            .filter(signing_keys::state.ne("revoked")),
+            .filter(signing_keys::state.ne(KeyState::Revoked.as_str())),
     )
     .set((
-        signing_keys::state.eq("revoked"),
+        signing_keys::state.eq(KeyState::Revoked.as_str()),
         signing_keys::revoked_at.eq(t),
     ))
     .execute(conn)

@@ -4,6 +4,7 @@
 //! Nothing here does I/O.
 
 mod client;
+mod keys;
 mod net;
 mod password;
 mod refresh_token;
@@ -12,6 +13,7 @@ mod scope;
 mod username;
 
 pub use client::{Audience, ClientId, ClientSecret, GrantType};
+pub use keys::{Alg, KeyState};
 pub use net::Cidr;
 pub use password::Password;
 pub use refresh_token::RefreshToken;

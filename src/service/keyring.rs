@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use serde_json::json;
 
@@ -16,31 +16,7 @@ use crate::crypto::public_key::PublicKeyInfo;
 use crate::crypto::signing::{Alg, SigningKey};
 use crate::db::keys::{self, KeyRow};
 use crate::db::{DbConn, now};
-
-/// A key's place in its lifecycle (docs/CONTRACT.md §4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyState {
-    /// Published, not yet signing.
-    Next,
-    /// Signing; exactly one.
-    Active,
-    /// No longer signing; published until every token it signed has expired.
-    Retired,
-    /// Withdrawn at once.
-    Revoked,
-}
-
-impl KeyState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Next => "next",
-            Self::Active => "active",
-            Self::Retired => "retired",
-            Self::Revoked => "revoked",
-        }
-    }
-}
+pub use crate::domain::KeyState;
 
 /// A published public key.
 #[derive(Debug, Clone)]
@@ -81,13 +57,14 @@ impl KeyRing {
         let mut jwks = Vec::new();
         let mut verification = HashMap::new();
         for row in rows {
-            let state = match row.state.as_str() {
-                "active" => KeyState::Active,
-                "next" => KeyState::Next,
-                "retired" if row.retired_at.is_some_and(|t| t + grace > now) => KeyState::Retired,
+            let state = match row.state {
+                KeyState::Active | KeyState::Next => row.state,
+                KeyState::Retired if row.retired_at.is_some_and(|t| t + grace > now) => {
+                    KeyState::Retired
+                }
                 _ => continue,
             };
-            let alg: Alg = row.alg.parse().map_err(|e: String| anyhow!(e))?;
+            let alg = row.alg;
             let public = PublicKeyInfo::from_spki_der(&row.public_der)
                 .with_context(|| format!("public key of {}", row.kid))?;
             if state == KeyState::Active {
@@ -136,10 +113,10 @@ impl KeyRing {
     }
 
     /// The (kid, state) pairs published, to tell whether the stored keys changed.
-    fn fingerprint(&self) -> Vec<(&str, &'static str)> {
+    fn fingerprint(&self) -> Vec<(&str, KeyState)> {
         self.published
             .iter()
-            .map(|k| (k.kid.as_str(), k.state.as_str()))
+            .map(|k| (k.kid.as_str(), k.state))
             .collect()
     }
 
@@ -199,10 +176,8 @@ impl KeyStore {
         let current = self.current();
         // Compare the stored (kid, state) pairs first: most seconds nothing changed, and then
         // nothing is parsed or serialised.
-        let stored: Vec<(&str, &str)> = rows
-            .iter()
-            .map(|r| (r.kid.as_str(), r.state.as_str()))
-            .collect();
+        let stored: Vec<(&str, KeyState)> =
+            rows.iter().map(|r| (r.kid.as_str(), r.state)).collect();
         if stored == current.fingerprint() {
             return Ok(false);
         }

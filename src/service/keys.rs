@@ -52,8 +52,8 @@ pub fn new_row(
 ) -> anyhow::Result<KeyRow> {
     Ok(KeyRow {
         kid: key.kid().to_owned(),
-        alg: key.alg().as_str().to_owned(),
-        state: state.as_str().to_owned(),
+        alg: key.alg(),
+        state,
         public_der: key.public().spki_der().to_vec(),
         private_enc: kek.seal(&pkcs8.0, key.kid())?,
         kek_id: kek.id().to_owned(),
@@ -136,9 +136,9 @@ struct Current {
 
 impl Current {
     fn read(conn: &mut DbConn) -> anyhow::Result<Self> {
-        let rows = keys::in_states(conn, &["active", "next"])?;
+        let rows = keys::in_states(conn, &[KeyState::Active, KeyState::Next])?;
         let (active, nexts): (Vec<KeyRow>, Vec<KeyRow>) =
-            rows.into_iter().partition(|k| k.state == "active");
+            rows.into_iter().partition(|k| k.state == KeyState::Active);
         Ok(Self {
             active: active.into_iter().next(),
             nexts,
@@ -147,21 +147,18 @@ impl Current {
 
     /// The active key's algorithm, or `fallback` when there is none.
     fn primary(&self, fallback: Alg) -> Alg {
-        self.active
-            .as_ref()
-            .and_then(|k| k.alg.parse().ok())
-            .unwrap_or(fallback)
+        self.active.as_ref().map_or(fallback, |k| k.alg)
     }
 
     fn oldest_next(&self, alg: Alg) -> Option<&KeyRow> {
-        self.nexts.iter().find(|k| k.alg == alg.as_str())
+        self.nexts.iter().find(|k| k.alg == alg)
     }
 
     /// The keys to generate so that each algorithm's queue is full.
     fn shortfall(&self, la: Lookahead) -> Vec<Alg> {
         ALGS.iter()
             .flat_map(|&alg| {
-                let have = self.nexts.iter().filter(|k| k.alg == alg.as_str()).count();
+                let have = self.nexts.iter().filter(|k| k.alg == alg).count();
                 std::iter::repeat_n(alg, la.0.saturating_sub(have))
             })
             .collect()
@@ -331,8 +328,8 @@ pub fn revoke(
         keys::lock_key_table(conn)?;
         let t = now();
         let row = keys::find(conn, kid)?.ok_or_else(|| KeyError::NotFound(kid.to_owned()))?;
-        let alg: Alg = row.alg.parse().unwrap_or(fallback);
-        if row.state != "revoked" {
+        let alg = row.alg;
+        if row.state != KeyState::Revoked {
             keys::revoke(conn, kid, t)?;
             let c = Current::read(conn)?;
             if c.active.is_none() {
@@ -344,8 +341,13 @@ pub fn revoke(
                 }
             }
             top_up(conn, kek, &mut fresh, la, t)?;
-            Event::about(EventKind::KeyRevoked, actor, kid, json!({"was": row.state}))
-                .record(conn)?;
+            Event::about(
+                EventKind::KeyRevoked,
+                actor,
+                kid,
+                json!({"was": row.state.as_str()}),
+            )
+            .record(conn)?;
         }
         let c = Current::read(conn)?;
         let primary = c.primary(fallback);
@@ -379,7 +381,7 @@ pub fn import(
         if let Some(existing) = keys::find(conn, key.kid())? {
             return Err(KeyError::Duplicate {
                 kid: existing.kid,
-                state: existing.state,
+                state: existing.state.to_string(),
             });
         }
         let t = now();
@@ -475,8 +477,8 @@ pub fn history(conn: &mut DbConn, store: &KeyStore) -> anyhow::Result<Vec<KeyVie
             retired_at: k.retired_at.map(rfc3339),
             revoked_at: k.revoked_at.map(rfc3339),
             kid: k.kid,
-            alg: k.alg,
-            state: k.state,
+            alg: k.alg.to_string(),
+            state: k.state.to_string(),
         })
         .collect())
 }
