@@ -180,6 +180,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(http::params::query_config())
             .configure(http::routes)
             .wrap(from_fn(http::limit_body))
             .wrap(cors(&origins))

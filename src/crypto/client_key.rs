@@ -5,10 +5,10 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::pkcs8::EncodePublicKey as _;
 use rsa::pkcs1::DecodeRsaPublicKey as _;
 use serde_json::Value;
 
+use super::encoding::{p256_spki, pem_decode, pem_label, rsa_spki};
 use super::public_key::PublicKeyInfo;
 
 /// Parses a registered key given as a JSON value: a string (PEM, OpenSSH or a JWK's JSON) or
@@ -31,22 +31,14 @@ pub fn parse_client_key(value: &Value) -> Result<PublicKeyInfo, String> {
 /// Parses a key file's text: PEM or an OpenSSH public key line.
 pub fn parse_text(text: &str) -> Result<PublicKeyInfo, String> {
     let text = text.trim();
-    if let Some(label) = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
-    {
-        let der = || {
-            rsa::pkcs8::der::pem::decode_vec(text.as_bytes())
-                .map(|(_, der)| der)
-                .map_err(|e| format!("malformed PEM: {e}"))
-        };
+    if let Some(label) = pem_label(text) {
+        let der = || pem_decode(text);
         return match label {
             "PUBLIC KEY" => from_spki(&der()?),
             "RSA PUBLIC KEY" => {
                 let key = rsa::RsaPublicKey::from_pkcs1_der(&der()?)
                     .map_err(|e| format!("not a valid PKCS#1 RSA public key: {e}"))?;
-                let spki = rsa::pkcs8::EncodePublicKey::to_public_key_der(&key).map_err(|e| e.to_string())?;
-                from_spki(spki.as_bytes())
+                from_spki(&rsa_spki(&key)?)
             }
             l if l.contains("PRIVATE KEY") => {
                 Err("this is a private key: register only the public key, and keep the private key secret".into())
@@ -93,15 +85,12 @@ fn from_openssh(line: &str) -> Result<PublicKeyInfo, String> {
             };
             let key = rsa::RsaPublicKey::new_with_max_size(int(&rsa.n)?, int(&rsa.e)?, 16_384)
                 .map_err(|e| format!("not a valid OpenSSH RSA key: {e}"))?;
-            let spki =
-                rsa::pkcs8::EncodePublicKey::to_public_key_der(&key).map_err(|e| e.to_string())?;
-            from_spki(spki.as_bytes())
+            from_spki(&rsa_spki(&key)?)
         }
         KeyData::Ecdsa(EcdsaPublicKey::NistP256(point)) => {
             let key = p256::PublicKey::from_sec1_bytes(point.as_bytes())
                 .map_err(|_| "not a valid P-256 point".to_owned())?;
-            let spki = key.to_public_key_der().map_err(|e| e.to_string())?;
-            from_spki(spki.as_bytes())
+            from_spki(&p256_spki(&key)?)
         }
         KeyData::Ecdsa(other) => Err(format!(
             "unsupported curve {}: use P-256 (ecdsa-sha2-nistp256), RSA or Ed25519",
@@ -142,9 +131,7 @@ fn from_jwk(jwk: &Value) -> Result<PublicKeyInfo, String> {
                 16_384,
             )
             .map_err(|e| format!("not a valid RSA JWK: {e}"))?;
-            let spki =
-                rsa::pkcs8::EncodePublicKey::to_public_key_der(&key).map_err(|e| e.to_string())?;
-            from_spki(spki.as_bytes())
+            from_spki(&rsa_spki(&key)?)
         }
         (Some("EC"), Some("P-256")) => {
             let (x, y) = (field("x")?, field("y")?);
@@ -154,8 +141,7 @@ fn from_jwk(jwk: &Value) -> Result<PublicKeyInfo, String> {
             let point = [&[4u8][..], &x, &y].concat();
             let key = p256::PublicKey::from_sec1_bytes(&point)
                 .map_err(|_| "not a point on P-256".to_owned())?;
-            let spki = key.to_public_key_der().map_err(|e| e.to_string())?;
-            from_spki(spki.as_bytes())
+            from_spki(&p256_spki(&key)?)
         }
         (Some("OKP"), Some("Ed25519")) => {
             PublicKeyInfo::ed25519(&field("x")?).map_err(|e| e.to_string())

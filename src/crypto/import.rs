@@ -6,6 +6,7 @@ use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::traits::PublicKeyParts as _;
 
+use super::encoding::{pem_decode, pem_label};
 use super::public_key::MIN_RSA_BITS;
 use super::signing::{Pkcs8, SigningKey};
 
@@ -13,23 +14,21 @@ use super::signing::{Pkcs8, SigningKey};
 pub fn parse_private_key(input: &[u8]) -> Result<(SigningKey, Pkcs8), String> {
     let text = std::str::from_utf8(input)
         .map_err(|_| "not a PEM or OpenSSH private key (the file is binary)".to_owned())?;
-    let label = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
+    let label = pem_label(text)
         .ok_or_else(|| "not a PEM or OpenSSH private key (no -----BEGIN line)".to_owned())?;
     let legacy_encrypted = text.contains("Proc-Type: 4,ENCRYPTED");
     let pkcs8 = match label {
         "OPENSSH PRIVATE KEY" => from_openssh(text)?,
         "ENCRYPTED PRIVATE KEY" => return Err(encrypted("openssl pkey -in FILE -out plain.pem")),
         _ if legacy_encrypted => return Err(encrypted("openssl pkey -in FILE -out plain.pem")),
-        "PRIVATE KEY" => from_pkcs8(&pem_body(text)?)?,
+        "PRIVATE KEY" => from_pkcs8(&pem_decode(text)?)?,
         "RSA PRIVATE KEY" => {
-            let key = rsa::RsaPrivateKey::from_pkcs1_der(&pem_body(text)?)
+            let key = rsa::RsaPrivateKey::from_pkcs1_der(&pem_decode(text)?)
                 .map_err(|e| format!("not a valid PKCS#1 RSA private key: {e}"))?;
             rsa_to_pkcs8(&key)?
         }
         "EC PRIVATE KEY" => {
-            let key = p256::SecretKey::from_sec1_der(&pem_body(text)?).map_err(|_| {
+            let key = p256::SecretKey::from_sec1_der(&pem_decode(text)?).map_err(|_| {
                 "not a P-256 EC private key: only P-256 (ES256) EC keys are supported".to_owned()
             })?;
             p256_to_pkcs8(&key)?
@@ -50,12 +49,6 @@ pub fn parse_private_key(input: &[u8]) -> Result<(SigningKey, Pkcs8), String> {
 
 fn encrypted(how: &str) -> String {
     format!("the key is encrypted: decrypt it first (e.g. {how})")
-}
-
-fn pem_body(text: &str) -> Result<Vec<u8>, String> {
-    rsa::pkcs8::der::pem::decode_vec(text.trim().as_bytes())
-        .map(|(_, der)| der)
-        .map_err(|e| format!("malformed PEM: {e}"))
 }
 
 fn rsa_to_pkcs8(key: &rsa::RsaPrivateKey) -> Result<Vec<u8>, String> {

@@ -100,10 +100,7 @@ impl Kek {
             &aws_lc_rs::digest::SHA256,
             &[b"jwt-issuer kek id\0".as_slice(), raw].concat(),
         );
-        let id = digest.as_ref()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = crate::domain::hex(&digest.as_ref()[..8]);
         Ok(Self {
             id,
             key: LessSafeKey::new(key),

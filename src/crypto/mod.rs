@@ -3,6 +3,7 @@
 //! encoding and verifying access tokens. Everything here is pure enough to unit-test.
 
 pub mod client_key;
+pub mod encoding;
 pub mod import;
 pub mod jwt;
 pub mod kek;

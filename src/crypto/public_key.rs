@@ -155,7 +155,7 @@ impl PublicKeyInfo {
 
     /// The PEM `PUBLIC KEY` block (SPKI).
     pub fn pem(&self) -> String {
-        pem_encode("PUBLIC KEY", &self.spki_der)
+        super::encoding::pem_encode("PUBLIC KEY", &self.spki_der)
     }
 
     /// A verification key for jsonwebtoken.
@@ -170,17 +170,4 @@ impl PublicKeyInfo {
             }
         }
     }
-}
-
-/// Encodes DER as a PEM block with 64-character lines.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }

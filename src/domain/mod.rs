@@ -21,17 +21,20 @@ pub use roles::{Role, Roles};
 pub use scope::{Scope, ScopeName};
 pub use username::Username;
 
-/// The hex SHA-256 of `bytes`: how refresh tokens and client secrets are stored.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    digest
-        .as_ref()
+    bytes
         .iter()
-        .fold(String::with_capacity(64), |mut out, b| {
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
             let _ = write!(out, "{b:02x}");
             out
         })
+}
+
+/// The hex SHA-256 of `bytes`: how refresh tokens and client secrets are stored.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
 /// Whether `s` is 1 to `max` characters of `A-Z a-z 0-9 _ . : -`: the alphabet of role and

@@ -142,30 +142,23 @@ pub async fn delete_user(
     })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    limit: Option<i64>,
+}
+
 /// `GET /admin/audit?limit=N` (1–1000, default 100): newest events first.
 pub async fn audit_log(
-    req: HttpRequest,
+    query: web::Query<AuditQuery>,
     _caller: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut limit = 100i64;
-    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
-        match k.as_ref() {
-            "limit" => {
-                limit = v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::InvalidRequest("limit must be an integer from 1 to 1000".into())
-                    })?;
-            }
-            other => {
-                return Err(ApiError::InvalidRequest(format!(
-                    "unknown parameter {other}"
-                )));
-            }
-        }
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidRequest(
+            "limit must be an integer from 1 to 1000".into(),
+        ));
     }
     let events = state
         .issuer

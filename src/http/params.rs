@@ -7,28 +7,32 @@ use std::collections::HashMap;
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
-use actix_web::web::{self, BytesMut};
-use futures_util::StreamExt as _;
+use actix_web::web;
 
 use super::error::ApiError;
 
 /// The largest request body accepted anywhere, in bytes.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// Reads the whole body, refusing more than [`MAX_BODY`] bytes.
-pub async fn read_body(mut payload: web::Payload) -> Result<BytesMut, ApiError> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge(MAX_BODY),
-            other => ApiError::InvalidRequest(format!("could not read the request body: {other}")),
-        })?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::PayloadTooLarge(MAX_BODY));
-        }
-        body.extend_from_slice(&chunk);
+/// Reads the whole body, refusing more than [`MAX_BODY`] bytes (also when it arrives without
+/// a `Content-Length`, which the middleware checks first).
+pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(MAX_BODY).await {
+        Err(_) => Err(ApiError::PayloadTooLarge(MAX_BODY)),
+        Ok(Err(e)) => Err(ApiError::InvalidRequest(format!(
+            "could not read the request body: {e}"
+        ))),
+        Ok(Ok(body)) => Ok(body),
     }
-    Ok(body)
+}
+
+/// How a malformed query string is answered: a JSON 400 like every other bad parameter.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|e, _| {
+        let mut message = e.to_string();
+        message.truncate(200);
+        ApiError::InvalidRequest(format!("bad query parameters: {message}")).into()
+    })
 }
 
 /// The request's media type, lower-cased, without parameters (`""` when absent).

@@ -5,6 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -142,36 +143,30 @@ fn decode_cursor(s: &str) -> Option<i64> {
         .filter(|n: &i64| *n >= 0)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
 /// `GET /oauth/revocations?after=CURSOR&limit=N`: revoked access tokens not yet expired, oldest
 /// first; resume from the returned `cursor`.
-pub async fn feed(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let mut after = 0i64;
-    let mut limit = FEED_MAX;
-    for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
-        match k.as_ref() {
-            "after" if v.is_empty() => {}
-            "after" => {
-                after = decode_cursor(&v).ok_or_else(|| {
-                    ApiError::InvalidRequest("after is not a cursor this feed returned".into())
-                })?;
-            }
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=FEED_MAX).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::InvalidRequest(format!(
-                            "limit must be an integer from 1 to {FEED_MAX}"
-                        ))
-                    })?;
-            }
-            other => {
-                return Err(ApiError::InvalidRequest(format!(
-                    "unknown parameter {other}"
-                )));
-            }
-        }
+pub async fn feed(
+    query: web::Query<FeedQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let after = match query.after.as_deref() {
+        None | Some("") => 0,
+        Some(cursor) => decode_cursor(cursor).ok_or_else(|| {
+            ApiError::InvalidRequest("after is not a cursor this feed returned".into())
+        })?,
+    };
+    let limit = query.limit.unwrap_or(FEED_MAX);
+    if !(1..=FEED_MAX).contains(&limit) {
+        return Err(ApiError::InvalidRequest(format!(
+            "limit must be an integer from 1 to {FEED_MAX}"
+        )));
     }
     let page = state
         .issuer

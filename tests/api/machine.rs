@@ -40,7 +40,7 @@ struct MachineKey {
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
-    jwt_issuer::crypto::public_key::pem_encode(label, der)
+    jwt_issuer::crypto::encoding::pem_encode(label, der)
 }
 
 fn rsa_key(alg: Algorithm) -> MachineKey {
