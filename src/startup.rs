@@ -19,7 +19,7 @@ use crate::db::Db;
 use crate::http::{self, AppState};
 use crate::service::Issuer;
 use crate::service::keyring::KeyStore;
-use crate::service::keys::{self, Lookahead, ensure_signing_keys};
+use crate::service::keys::{self, Custody, ensure_signing_keys};
 use crate::service::passwords::{HashProfile, PasswordHasher};
 use crate::service::registry::{self, OwnAudiences, RegistryStore};
 use crate::service::{bootstrap, maintenance};
@@ -46,13 +46,8 @@ pub fn prepare(options: &Options, settings: Settings, tuning: Tuning) -> anyhow:
     let kek = Kek::load_or_create(&settings.keys_dir)?.with_keygen(tuning.keygen);
     let hasher = PasswordHasher::new(PasswordHasher::default_permits(), tuning.hashing)?;
     let mut conn = db.conn()?;
-    ensure_signing_keys(
-        &mut conn,
-        &kek,
-        settings.alg,
-        Lookahead::for_schedule(settings.rotate_every),
-    )
-    .context("preparing signing keys")?;
+    ensure_signing_keys(&mut conn, &Custody::new(&kek, &settings))
+        .context("preparing signing keys")?;
     if let Some(path) = bootstrap::ensure_admin(&mut conn, &settings.keys_dir, &hasher)? {
         println!(
             "Created user 'admin' (role admin); its password is in {}",

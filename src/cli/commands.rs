@@ -11,11 +11,10 @@ use super::args::{
 use crate::crypto::client_key::parse_client_key;
 use crate::crypto::import::parse_private_key;
 use crate::crypto::kek::Kek;
-use crate::crypto::signing::Alg;
 use crate::db::Db;
 use crate::domain::{ClientSecret, Password, Role, Roles, Username};
 use crate::service::clients::{self, ClientChange, ClientView, SecretChoice};
-use crate::service::keys::{self, Lookahead, ensure_signing_keys};
+use crate::service::keys::{self, Custody, ensure_signing_keys};
 use crate::service::machine;
 use crate::service::passwords::hash_blocking;
 use crate::service::registry::OwnAudiences;
@@ -256,17 +255,10 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
         KeyCommand::Rotate => {
             let (db, kek) = open_with_kek(options)?;
             let mut conn = db.conn()?;
-            let alg = options.alg.unwrap_or(Alg::RS256);
-            let r = keys::rotate(
-                &mut conn,
-                &kek,
-                options.alg,
-                alg,
-                lookahead(options),
-                None,
-                Some("cli"),
-            )?
-            .context("the rotation did not happen")?;
+            let settings = options.settings(options.bind);
+            let custody = Custody::new(&kek, &settings);
+            let r = keys::rotate(&mut conn, &custody, options.alg, None, Some("cli"))?
+                .context("the rotation did not happen")?;
             println!(
                 "rotated: active {} (was {}), next {}",
                 r.active,
@@ -462,17 +454,9 @@ fn open_with_kek(options: &Options) -> anyhow::Result<(Db, Kek)> {
     let db = Db::open(&options.database)?;
     let kek = Kek::load_or_create(&options.keys_dir)?;
     let mut conn = db.conn()?;
-    ensure_signing_keys(
-        &mut conn,
-        &kek,
-        options.alg.unwrap_or(Alg::RS256),
-        lookahead(options),
-    )?;
+    let settings = options.settings(options.bind);
+    ensure_signing_keys(&mut conn, &Custody::new(&kek, &settings))?;
     Ok((db, kek))
-}
-
-fn lookahead(options: &Options) -> Lookahead {
-    Lookahead::for_schedule(options.rotate_every.and_then(|s| i64::try_from(s).ok()))
 }
 
 /// A unix time as RFC 3339 (UTC), or `-`.

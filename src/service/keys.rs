@@ -93,6 +93,31 @@ impl Lookahead {
     }
 }
 
+/// What every change to the keys needs: the custodian of private keys (it seals and makes
+/// them), the algorithm of keys made when none is asked for, and how many `next` keys to keep
+/// queued.
+pub struct Custody<'a> {
+    pub kek: &'a Kek,
+    pub alg: Alg,
+    pub lookahead: Lookahead,
+}
+
+impl<'a> Custody<'a> {
+    /// What key changes through the instance holding `store` need.
+    pub fn of(store: &'a KeyStore) -> Self {
+        Self::new(store.kek(), store.settings())
+    }
+
+    /// The custody the settings call for.
+    pub fn new(kek: &'a Kek, settings: &crate::config::Settings) -> Self {
+        Self {
+            kek,
+            alg: settings.alg,
+            lookahead: Lookahead::of(settings),
+        }
+    }
+}
+
 /// Every algorithm a signing key may have.
 const ALGS: [Alg; 2] = [Alg::RS256, Alg::ES256];
 
@@ -166,50 +191,57 @@ impl Current {
 }
 
 /// Tops every algorithm's queue of `next` keys up to the lookahead.
-fn top_up(
-    conn: &mut DbConn,
-    kek: &Kek,
-    fresh: &mut Fresh,
-    la: Lookahead,
-    t: i64,
-) -> anyhow::Result<()> {
+fn top_up(conn: &mut DbConn, custody: &Custody, fresh: &mut Fresh, t: i64) -> anyhow::Result<()> {
     let c = Current::read(conn)?;
-    for alg in c.shortfall(la) {
-        fresh.store(conn, kek, alg, KeyState::Next, t)?;
+    for alg in c.shortfall(custody.lookahead) {
+        fresh.store(conn, custody.kek, alg, KeyState::Next, t)?;
     }
     Ok(())
 }
 
+/// Makes a key of `alg` active: the oldest queued `next` of that algorithm (with `any_alg`,
+/// else the oldest queued key of any), or else a fresh one. Returns its kid.
+fn activate_one(
+    conn: &mut DbConn,
+    custody: &Custody,
+    fresh: &mut Fresh,
+    c: &Current,
+    (alg, any_alg): (Alg, bool),
+    t: i64,
+) -> anyhow::Result<String> {
+    let queued = c
+        .oldest_next(alg)
+        .or_else(|| c.nexts.first().filter(|_| any_alg));
+    match queued {
+        Some(next) => {
+            keys::activate(conn, &next.kid, t)?;
+            Ok(next.kid.clone())
+        }
+        None => fresh.store(conn, custody.kek, alg, KeyState::Active, t),
+    }
+}
+
 /// Makes sure there is an active key (of `alg` when one must be made) and full queues of
 /// `next` keys.
-pub fn ensure_signing_keys(
-    conn: &mut DbConn,
-    kek: &Kek,
-    alg: Alg,
-    la: Lookahead,
-) -> anyhow::Result<()> {
+pub fn ensure_signing_keys(conn: &mut DbConn, custody: &Custody) -> anyhow::Result<()> {
+    let alg = custody.alg;
     let c = Current::read(conn)?;
-    let mut needed = c.shortfall(la);
+    let mut needed = c.shortfall(custody.lookahead);
     if c.active.is_none() && c.oldest_next(alg).is_none() {
         needed.push(alg);
     }
     if needed.is_empty() {
         return Ok(());
     }
-    let mut fresh = Fresh::generate(kek, &needed)?;
+    let mut fresh = Fresh::generate(custody.kek, &needed)?;
     write_tx(conn, |conn| -> anyhow::Result<()> {
         keys::lock_key_table(conn)?;
         let t = now();
         let c = Current::read(conn)?;
         if c.active.is_none() {
-            match c.oldest_next(alg).or(c.nexts.first()) {
-                Some(promote) => keys::activate(conn, &promote.kid, t)?,
-                None => {
-                    fresh.store(conn, kek, alg, KeyState::Active, t)?;
-                }
-            }
+            activate_one(conn, custody, &mut fresh, &c, (alg, true), t)?;
         }
-        top_up(conn, kek, &mut fresh, la, t)
+        top_up(conn, custody, &mut fresh, t)
     })
 }
 
@@ -230,13 +262,12 @@ pub struct Rotated {
 /// and returns `None` otherwise — without generating anything.
 pub fn rotate(
     conn: &mut DbConn,
-    kek: &Kek,
+    custody: &Custody,
     switch_to: Option<Alg>,
-    fallback: Alg,
-    la: Lookahead,
     due_after: Option<i64>,
     actor: Option<&str>,
 ) -> Result<Option<Rotated>, KeyError> {
+    let fallback = custody.alg;
     let due = |c: &Current, t: i64| match (due_after, &c.active) {
         (Some(every), Some(active)) => {
             active.activated_at.unwrap_or(active.created_at) <= t - every
@@ -248,9 +279,9 @@ pub fn rotate(
         return Ok(None);
     }
     let target = switch_to.unwrap_or(c.primary(fallback));
-    let mut needed = c.shortfall(la);
+    let mut needed = c.shortfall(custody.lookahead);
     needed.push(target);
-    let mut fresh = Fresh::generate(kek, &needed)?;
+    let mut fresh = Fresh::generate(custody.kek, &needed)?;
     write_tx(conn, |conn| -> Result<Option<Rotated>, KeyError> {
         keys::lock_key_table(conn)?;
         let t = now();
@@ -264,21 +295,9 @@ pub fn rotate(
             keys::retire(conn, old, t)?;
         }
         // Without a switch, an imported key of another algorithm may be the only one queued.
-        let promote = c.oldest_next(target).or_else(|| {
-            if switch_to.is_none() {
-                c.nexts.first()
-            } else {
-                None
-            }
-        });
-        let active = match promote {
-            Some(next) => {
-                keys::activate(conn, &next.kid, t)?;
-                next.kid.clone()
-            }
-            None => fresh.store(conn, kek, target, KeyState::Active, t)?,
-        };
-        top_up(conn, kek, &mut fresh, la, t)?;
+        let any_alg = switch_to.is_none();
+        let active = activate_one(conn, custody, &mut fresh, &c, (target, any_alg), t)?;
+        top_up(conn, custody, &mut fresh, t)?;
         let after = Current::read(conn)?;
         let new_alg = after.primary(target);
         let next = after
@@ -316,14 +335,13 @@ pub struct Revoked {
 /// the same transaction; the queues are topped up.
 pub fn revoke(
     conn: &mut DbConn,
-    kek: &Kek,
-    fallback: Alg,
-    la: Lookahead,
+    custody: &Custody,
     kid: &str,
     actor: Option<&str>,
 ) -> Result<Revoked, KeyError> {
+    let fallback = custody.alg;
     let c = Current::read(conn)?;
-    let mut fresh = Fresh::generate(kek, &c.shortfall(la))?;
+    let mut fresh = Fresh::generate(custody.kek, &c.shortfall(custody.lookahead))?;
     write_tx(conn, |conn| -> Result<Revoked, KeyError> {
         keys::lock_key_table(conn)?;
         let t = now();
@@ -333,14 +351,9 @@ pub fn revoke(
             keys::revoke(conn, kid, t)?;
             let c = Current::read(conn)?;
             if c.active.is_none() {
-                match c.oldest_next(alg).or(c.nexts.first()) {
-                    Some(promote) => keys::activate(conn, &promote.kid, t)?,
-                    None => {
-                        fresh.store(conn, kek, alg, KeyState::Active, t)?;
-                    }
-                }
+                activate_one(conn, custody, &mut fresh, &c, (alg, true), t)?;
             }
-            top_up(conn, kek, &mut fresh, la, t)?;
+            top_up(conn, custody, &mut fresh, t)?;
             Event::about(
                 EventKind::KeyRevoked,
                 actor,
@@ -416,17 +429,8 @@ pub fn rotate_now(
     switch_to: Option<Alg>,
     actor: &str,
 ) -> Result<Rotated, KeyError> {
-    let settings = store.settings();
-    let rotated = rotate(
-        conn,
-        store.kek(),
-        switch_to,
-        settings.alg,
-        Lookahead::of(settings),
-        None,
-        Some(actor),
-    )?
-    .context("an unscheduled rotation did not happen")?;
+    let rotated = rotate(conn, &Custody::of(store), switch_to, None, Some(actor))?
+        .context("an unscheduled rotation did not happen")?;
     store.refresh(conn)?;
     Ok(rotated)
 }
@@ -438,15 +442,7 @@ pub fn revoke_now(
     kid: &str,
     actor: &str,
 ) -> Result<Revoked, KeyError> {
-    let settings = store.settings();
-    let revoked = revoke(
-        conn,
-        store.kek(),
-        settings.alg,
-        Lookahead::of(settings),
-        kid,
-        Some(actor),
-    )?;
+    let revoked = revoke(conn, &Custody::of(store), kid, Some(actor))?;
     store.refresh(conn)?;
     Ok(revoked)
 }
@@ -495,9 +491,8 @@ pub async fn watch(db: crate::db::Db, keys: std::sync::Arc<KeyStore>) {
         let store = keys.clone();
         let result = db
             .run(move |conn| {
-                let settings = store.settings();
-                if let Some(every) = settings.rotate_every {
-                    let rotated = rotate(conn, store.kek(), None, settings.alg, Lookahead::of(settings), Some(every), None)
+                if let Some(every) = store.settings().rotate_every {
+                    let rotated = rotate(conn, &Custody::of(&store), None, Some(every), None)
                         .map_err(anyhow::Error::from)?;
                     if let Some(r) = rotated {
                         tracing::info!(active = %r.active, next = %r.next, "scheduled key rotation");
