@@ -18,8 +18,8 @@ use crate::db::users::UserRow;
 use crate::db::{now, users, write_tx};
 use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, Username};
 use crate::service::Issuer;
+use crate::service::credentials::CheckError;
 use crate::service::machine::{self, Form, MachineError};
-use crate::service::passwords::HashError;
 use crate::service::registry::{Client, Denied, Granted};
 use crate::service::sessions;
 use crate::service::throttle::Attempt;
@@ -58,11 +58,13 @@ pub enum GrantError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<HashError> for GrantError {
-    fn from(e: HashError) -> Self {
+impl From<CheckError> for GrantError {
+    fn from(e: CheckError) -> Self {
         match e {
-            HashError::Busy => Self::Busy,
-            HashError::Internal(e) => Self::Internal(e),
+            CheckError::Throttled(secs) => Self::Throttled(secs),
+            CheckError::Wrong => Self::InvalidGrant(BAD_CREDENTIALS),
+            CheckError::Busy => Self::Busy,
+            CheckError::Internal(e) => Self::Internal(e),
         }
     }
 }
@@ -137,72 +139,31 @@ impl Issuer {
         let Some(username) = login.username else {
             return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
         };
-        let t = now();
-        let name = username.as_str().to_owned();
-        let limits = self.settings.throttle;
-        let attempt = Attempt::new(&limits, username.as_str(), req.source);
-        let reserving = attempt.clone();
-        // Counted before the hash: parallel guesses cannot outrun the throttle.
-        let (locked, user) = self
-            .db
-            .run(move |conn| {
-                let locked = reserving.reserve(conn, &limits, t)?;
-                let user = match locked {
-                    Some(_) => None,
-                    None => users::find_by_username(conn, &name)?,
-                };
-                Ok((locked, user))
-            })
-            .await?;
-        let source = req.source.map(|ip| ip.to_string());
-        if let Some(secs) = locked {
-            tracing::warn!(source = ?req.source, "login refused: username is throttled");
-            self.audit(Event::new(
-                EventKind::LoginThrottled,
-                Some(username.as_str()),
-                source.as_deref(),
-            ))
-            .await?;
-            return Err(GrantError::Throttled(secs));
-        }
-
-        let matched = match self
-            .hasher
-            .verify(
+        let (user, attempt) = self
+            .check_password(
+                username.as_str(),
                 login.password,
-                user.as_ref().map(|u| u.password_hash.clone()),
+                req.source,
+                EventKind::LoginFailed,
             )
-            .await
-        {
-            Ok(matched) => matched,
-            Err(e) => {
-                // Nothing was checked: the reservation is not a failure.
-                let cancelling = attempt.clone();
-                self.db
-                    .run(move |conn| Ok(cancelling.cancel(conn, now())?))
-                    .await?;
-                return Err(e.into());
-            }
-        };
-        let user = match user {
-            Some(u) if matched && !u.disabled => u,
-            _ => {
-                // The reservation stands as the failure.
-                let name = username.as_str().to_owned();
-                self.db
-                    .run(move |conn| {
-                        Event::new(EventKind::LoginFailed, Some(&name), source.as_deref())
-                            .record(conn)?;
-                        Ok(())
-                    })
-                    .await?;
-                tracing::warn!(source = ?req.source, "login failed");
-                return Err(GrantError::InvalidGrant(BAD_CREDENTIALS));
-            }
-        };
+            .await?;
         let roles = Roles::from_stored(&user.roles);
         let granted = registry.grant(&req.client, &req.audiences, &req.scope, Some(&roles))?;
+        self.start_session(&user, &req, granted, attempt).await
+    }
 
+    /// A session for `user` after a successful login: its refresh-token family, the first
+    /// refresh token and access token, recorded with the throttle's release and the audit
+    /// event in one transaction.
+    async fn start_session(
+        &self,
+        user: &UserRow,
+        req: &TokenRequest,
+        granted: Granted,
+        attempt: Attempt,
+    ) -> Result<Issued, GrantError> {
+        let t = now();
+        let source = req.source.map(|ip| ip.to_string());
         let refresh_token = RefreshToken::generate().context("reading the OS random generator")?;
         let family = FamilyRow {
             id: Uuid::new_v4().to_string(),
@@ -229,10 +190,10 @@ impl Issuer {
         let detail = grant_detail(&req.client.id, &granted);
         let claims = access_claims(
             &self.settings,
-            Subject::User(&user),
+            Subject::User(user),
             req.client.id.as_str(),
             &granted,
-            now(),
+            t,
         )?;
         let issued = IssuedRow {
             jti: claims.jti.clone(),
@@ -426,7 +387,7 @@ impl Issuer {
             Some(&Roles::default()),
         )?;
         let source = req.source.map(|ip| ip.to_string());
-        self.audit(
+        self.record(
             Event::new(
                 EventKind::ClientTokenIssued,
                 Some(req.client.id.as_str()),
@@ -449,10 +410,6 @@ impl Issuer {
             refresh_token: None,
             scope: granted.scope,
         })
-    }
-
-    async fn audit(&self, event: Event) -> anyhow::Result<()> {
-        self.db.run(move |conn| Ok(event.record(conn)?)).await
     }
 
     /// A machine login: an RFC 7523 assertion, or the asymmetric-jwt-auth form. Returns an
@@ -555,7 +512,7 @@ impl Issuer {
             source.as_deref(),
         )
         .with(json!({"reason": reason}));
-        let logged = self.audit(event).await;
+        let logged = self.record(event).await;
         match logged {
             Ok(()) => GrantError::Rejected(public),
             Err(e) => GrantError::Internal(e),

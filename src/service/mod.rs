@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod clients;
+pub mod credentials;
 pub mod grants;
 pub mod keyring;
 pub mod keys;

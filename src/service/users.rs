@@ -12,9 +12,9 @@ use crate::db::{DbConn, is_unique_violation, now, write_tx};
 use crate::domain::Password;
 use crate::domain::{Roles, Username};
 use crate::service::Issuer;
+use crate::service::credentials::CheckError;
 use crate::service::passwords::HashError;
 use crate::service::sessions;
-use crate::service::throttle::Attempt;
 
 /// Why a user operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +227,9 @@ fn set_password(
 /// the throttle), applies the password policy to the new one, stores it and ends every session
 /// of the user, this one included.
 impl Issuer {
+    /// `POST /me/password`: checks the current password (a wrong one counts as a failed login
+    /// for the throttle), applies the password policy to the new one, stores it and ends
+    /// every session of the user, this one included.
     pub async fn change_password(
         &self,
         user_id: &str,
@@ -234,55 +237,34 @@ impl Issuer {
         new: &str,
         source: Option<IpAddr>,
     ) -> Result<(), UserError> {
-        let (db, hasher) = (&self.db, &self.hasher);
         let id = user_id.to_owned();
-        let t = now();
-        let limits = self.settings.throttle;
-        let (user, attempt, locked) = db
-            .run(move |conn| {
-                let user = users::find_by_id(conn, &id)?.context("the caller's user is gone")?;
-                let attempt = Attempt::new(&limits, &user.username, source);
-                let locked = attempt.reserve(conn, &limits, t)?;
-                Ok((user, attempt, locked))
+        let user = self
+            .run(move |conn| -> Result<UserRow, UserError> {
+                Ok(users::find_by_id(conn, &id)?.context("the caller's user is gone")?)
             })
             .await?;
-        if let Some(secs) = locked {
-            return Err(UserError::Throttled(secs));
-        }
-        let checked = hasher
-            .verify(current, Some(user.password_hash.clone()))
-            .await;
-        let matched = match checked {
-            Ok(m) => m,
-            Err(e) => {
-                let cancelling = attempt.clone();
-                db.run(move |conn| Ok(cancelling.cancel(conn, now())?))
-                    .await?;
-                return Err(e.into());
-            }
-        };
-        if !matched {
-            // The reservation stands as a failed login.
-            let name = user.username.clone();
-            let source = source.map(|a| a.to_string());
-            db.run(move |conn| {
-                Event::new(
-                    EventKind::PasswordChangeFailed,
-                    Some(&name),
-                    source.as_deref(),
-                )
-                .record(conn)?;
-                Ok(())
-            })
-            .await?;
-            return Err(UserError::WrongPassword);
-        }
-        db.run(move |conn| Ok(attempt.succeeded(conn, now())?))
+        let (user, attempt) = self
+            .check_password(
+                &user.username,
+                current,
+                source,
+                EventKind::PasswordChangeFailed,
+            )
+            .await
+            .map_err(|e| match e {
+                CheckError::Throttled(secs) => UserError::Throttled(secs),
+                CheckError::Wrong => UserError::WrongPassword,
+                CheckError::Busy => UserError::Busy,
+                CheckError::Internal(e) => UserError::Internal(e),
+            })?;
+        // The current password was right: the attempt is given back whatever follows.
+        self.db
+            .run(move |conn| Ok(attempt.succeeded(conn, now())?))
             .await?;
         let new = Password::for_new_user(new, &user.username).map_err(UserError::BadPassword)?;
-        let hash = hasher.hash(new).await?;
+        let hash = self.hasher.hash(new).await?;
         let name = user.username.clone();
-        db.run_typed(move |conn| {
+        self.run(move |conn| {
             set_password(conn, &user, &hash, EventKind::PasswordChanged, Some(&name)).map(|_| ())
         })
         .await
