@@ -39,64 +39,10 @@ pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
             let password = read_password(name.as_str())?;
             add_user(options, &name, &password, &Roles::new(roles))
         }
-        UserCommand::List => {
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
-            println!("{:<36}  {:<24}  {:<8}  roles", "id", "username", "status");
-            for u in users::list(&mut conn)? {
-                let status = if u.disabled { "disabled" } else { "active" };
-                println!(
-                    "{:<36}  {:<24}  {:<8}  {}",
-                    u.id, u.username, status, u.roles
-                );
-            }
-            Ok(())
-        }
-        UserCommand::Sessions { name } => {
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
-            let user =
-                sessions::user_named(&mut conn, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let list =
-                sessions::list(&mut conn, &user.id, None).map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "{:<36}  {:<16}  {:<20}  {:<20}  {:<39}  user agent",
-                "session", "client", "created", "last used", "address"
-            );
-            for s in list {
-                println!(
-                    "{:<36}  {:<16}  {:<20}  {:<20}  {:<39}  {}",
-                    s.id,
-                    s.client_id,
-                    s.created_at,
-                    s.last_used_at,
-                    s.ip.as_deref().unwrap_or("-"),
-                    s.user_agent.as_deref().unwrap_or("-")
-                );
-            }
-            Ok(())
-        }
-        UserCommand::Logout { name } => {
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
-            let user =
-                sessions::user_named(&mut conn, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let ended = sessions::end_all(&mut conn, &user.id, &name, "cli")
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("ended {ended} session(s) of {name}; their access tokens are revoked");
-            Ok(())
-        }
-        UserCommand::Passwd { name, .. } => {
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
-            let user = users::named(&mut conn, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let password = read_password(&user.username)?;
-            let hash = hash_blocking(&password)?;
-            let ended = users::reset_password(&mut conn, &user, &hash, Some("cli"))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("password of {name} set; {ended} session(s) ended");
-            Ok(())
-        }
+        UserCommand::List => list_users(options),
+        UserCommand::Sessions { name } => list_sessions(options, &name),
+        UserCommand::Logout { name } => logout(options, &name),
+        UserCommand::Passwd { name, .. } => passwd(options, &name),
         UserCommand::Disable { name } => {
             change_user(options, &name, |c, _| c.disabled = Some(true))
         }
@@ -105,71 +51,134 @@ pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Role(UserRoleCommand::Add { name, role }) => {
             change_user(options, &name, |c, user| {
-                let current = Roles::from_stored(&user.roles);
-                let mut roles: Vec<Role> = current
-                    .names()
-                    .filter_map(|r| Role::parse(r).ok())
-                    .collect();
-                roles.push(role);
-                c.roles = Some(Roles::new(roles));
+                c.roles = Some(with_role(user, role, true))
             })
         }
         UserCommand::Role(UserRoleCommand::Remove { name, role }) => {
             change_user(options, &name, |c, user| {
-                let current = Roles::from_stored(&user.roles);
-                let roles = current
-                    .names()
-                    .filter(|r| *r != role.as_str())
-                    .filter_map(|r| Role::parse(r).ok());
-                c.roles = Some(Roles::new(roles));
+                c.roles = Some(with_role(user, role, false))
             })
         }
         UserCommand::Key(UserKeyCommand::Add {
             name,
             file,
             comment,
-        }) => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let value = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .filter(serde_json::Value::is_object)
-                .unwrap_or(serde_json::Value::String(text));
-            let key =
-                parse_client_key(&value).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
-            let view = machine::add_key(
-                &mut conn,
-                &name,
-                &key,
-                comment.as_deref().unwrap_or(""),
-                Some("cli"),
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "added {} key {} for {name} (fingerprint {})",
-                view.kty, view.id, view.fingerprint
-            );
-            Ok(())
-        }
-        UserCommand::Key(UserKeyCommand::List { name }) => {
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
-            let keys = machine::list_keys(&mut conn, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "{:<36}  {:<3}  {:<64}  {:<20}  comment",
-                "id", "kty", "fingerprint", "created"
-            );
-            for k in keys {
-                println!(
-                    "{:<36}  {:<3}  {:<64}  {:<20}  {}",
-                    k.id, k.kty, k.fingerprint, k.created_at, k.comment
-                );
-            }
-            Ok(())
-        }
+        }) => add_machine_key(options, &name, &file, comment.as_deref().unwrap_or("")),
+        UserCommand::Key(UserKeyCommand::List { name }) => list_machine_keys(options, &name),
     }
+}
+
+/// A pooled connection to the (migrated) database the options name.
+fn connect(
+    options: &Options,
+) -> anyhow::Result<diesel::r2d2::PooledConnection<crate::db::Manager>> {
+    Db::open(&options.database)?.conn()
+}
+
+/// Any service error, as the one line the CLI prints.
+fn says(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+fn list_users(options: &Options) -> anyhow::Result<()> {
+    let mut conn = connect(options)?;
+    println!("{:<36}  {:<24}  {:<8}  roles", "id", "username", "status");
+    for u in users::list(&mut conn)? {
+        let status = if u.disabled { "disabled" } else { "active" };
+        println!(
+            "{:<36}  {:<24}  {:<8}  {}",
+            u.id, u.username, status, u.roles
+        );
+    }
+    Ok(())
+}
+
+fn list_sessions(options: &Options, name: &str) -> anyhow::Result<()> {
+    let mut conn = connect(options)?;
+    let user = sessions::user_named(&mut conn, name).map_err(says)?;
+    let list = sessions::list(&mut conn, &user.id, None).map_err(says)?;
+    println!(
+        "{:<36}  {:<16}  {:<20}  {:<20}  {:<39}  user agent",
+        "session", "client", "created", "last used", "address"
+    );
+    for s in list {
+        println!(
+            "{:<36}  {:<16}  {:<20}  {:<20}  {:<39}  {}",
+            s.id,
+            s.client_id,
+            s.created_at,
+            s.last_used_at,
+            s.ip.as_deref().unwrap_or("-"),
+            s.user_agent.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+fn logout(options: &Options, name: &str) -> anyhow::Result<()> {
+    let mut conn = connect(options)?;
+    let user = sessions::user_named(&mut conn, name).map_err(says)?;
+    let ended = sessions::end_all(&mut conn, &user.id, name, "cli").map_err(says)?;
+    println!("ended {ended} session(s) of {name}; their access tokens are revoked");
+    Ok(())
+}
+
+fn passwd(options: &Options, name: &str) -> anyhow::Result<()> {
+    let mut conn = connect(options)?;
+    let user = users::named(&mut conn, name).map_err(says)?;
+    let password = read_password(&user.username)?;
+    let hash = hash_blocking(&password)?;
+    let ended = users::reset_password(&mut conn, &user, &hash, Some("cli")).map_err(says)?;
+    println!("password of {name} set; {ended} session(s) ended");
+    Ok(())
+}
+
+/// The user's roles with `role` added (or taken away).
+fn with_role(user: &crate::db::users::UserRow, role: Role, add: bool) -> Roles {
+    let others = Roles::from_stored(&user.roles)
+        .names()
+        .filter(|r| *r != role.as_str())
+        .filter_map(|r| Role::parse(r).ok())
+        .collect::<Vec<_>>();
+    Roles::new(others.into_iter().chain(add.then_some(role)))
+}
+
+fn add_machine_key(
+    options: &Options,
+    name: &str,
+    file: &std::path::Path,
+    comment: &str,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let value = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .unwrap_or(serde_json::Value::String(text));
+    let key = parse_client_key(&value).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut conn = connect(options)?;
+    let view = machine::add_key(&mut conn, name, &key, comment, Some("cli")).map_err(says)?;
+    println!(
+        "added {} key {} for {name} (fingerprint {})",
+        view.kty, view.id, view.fingerprint
+    );
+    Ok(())
+}
+
+fn list_machine_keys(options: &Options, name: &str) -> anyhow::Result<()> {
+    let mut conn = connect(options)?;
+    let keys = machine::list_keys(&mut conn, name).map_err(says)?;
+    println!(
+        "{:<36}  {:<3}  {:<64}  {:<20}  comment",
+        "id", "kty", "fingerprint", "created"
+    );
+    for k in keys {
+        println!(
+            "{:<36}  {:<3}  {:<64}  {:<20}  {}",
+            k.id, k.kty, k.fingerprint, k.created_at, k.comment
+        );
+    }
+    Ok(())
 }
 
 /// The first line of stdin, without its line ending.
@@ -213,13 +222,11 @@ fn change_user(
     name: &str,
     build: impl FnOnce(&mut UserChange, &crate::db::users::UserRow),
 ) -> anyhow::Result<()> {
-    let db = Db::open(&options.database)?;
-    let mut conn = db.conn()?;
-    let user = users::named(&mut conn, name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut conn = connect(options)?;
+    let user = users::named(&mut conn, name).map_err(says)?;
     let mut change = UserChange::default();
     build(&mut change, &user);
-    let (user, ended) =
-        users::update(&mut conn, name, &change, Some("cli")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (user, ended) = users::update(&mut conn, name, &change, Some("cli")).map_err(says)?;
     let status = if user.disabled { "disabled" } else { "active" };
     println!("{name}: {status}, roles [{}]", user.roles);
     if ended > 0 {
@@ -232,8 +239,7 @@ fn change_user(
 pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
     match command {
         KeyCommand::List => {
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
+            let mut conn = connect(options)?;
             println!(
                 "{:<43}  {:<5}  {:<7}  {:<20}  {:<20}  {:<20}  revoked",
                 "kid", "alg", "state", "created", "activated", "retired"
@@ -336,10 +342,9 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
                 scopes: Some(scopes),
                 grants: (!grants.is_empty()).then(|| grants.iter().map(|g| g.0).collect()),
             };
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
-            let view = clients::add(&mut conn, &id, secret, change, &own, Some("cli"))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut conn = connect(options)?;
+            let view =
+                clients::add(&mut conn, &id, secret, change, &own, Some("cli")).map_err(says)?;
             print_client(&view);
             if let Some(secret) = &view.client_secret {
                 println!("client_secret: {secret}");
@@ -348,8 +353,7 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCommand::List => {
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
+            let mut conn = connect(options)?;
             let registry = clients::read_registry(&mut conn, &own)?;
             println!(
                 "{:<24}  {:<12}  {:<40}  {:<40}  scopes",
@@ -374,8 +378,7 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCommand::Show { id } => {
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
+            let mut conn = connect(options)?;
             let registry = clients::read_registry(&mut conn, &own)?;
             let client = registry
                 .client(&id)
@@ -384,9 +387,8 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCommand::Remove { id } => {
-            let db = Db::open(&options.database)?;
-            let mut conn = db.conn()?;
-            clients::remove(&mut conn, &id, Some("cli")).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut conn = connect(options)?;
+            clients::remove(&mut conn, &id, Some("cli")).map_err(says)?;
             println!("removed client {id}");
             Ok(())
         }
@@ -395,8 +397,7 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
 
 /// `scope …`.
 pub fn scope(options: &Options, command: ScopeCommand) -> anyhow::Result<()> {
-    let db = Db::open(&options.database)?;
-    let mut conn = db.conn()?;
+    let mut conn = connect(options)?;
     match command {
         ScopeCommand::Add {
             name,
@@ -411,7 +412,7 @@ pub fn scope(options: &Options, command: ScopeCommand) -> anyhow::Result<()> {
                 description.as_deref().unwrap_or(""),
                 Some("cli"),
             )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(says)?;
             let gate = if view.roles.is_empty() {
                 "anyone".to_owned()
             } else {
@@ -434,8 +435,7 @@ pub fn scope(options: &Options, command: ScopeCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ScopeCommand::Remove { name } => {
-            let changed = clients::remove_scope(&mut conn, &name, Some("cli"))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let changed = clients::remove_scope(&mut conn, &name, Some("cli")).map_err(says)?;
             if changed.is_empty() {
                 println!("removed scope {name}");
             } else {

@@ -45,6 +45,44 @@ async fn grant(
     params: &Params,
     state: &web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let (grant, request) = token_request(req, params, state)?;
+    let issuer = &state.issuer;
+    let issued = match grant {
+        GrantType::Password => issuer.password(password_login(params)?, request).await?,
+        GrantType::RefreshToken => {
+            let presented = params.required("refresh_token")?;
+            // Only a scope the request names narrows the grant.
+            let requested = params.optional("scope").map(|_| request.scope.clone());
+            issuer.refresh(presented, requested, request).await?
+        }
+        GrantType::JwtBearer => {
+            let assertion = params.required("assertion")?.to_owned();
+            issuer.machine(Form::JwtBearer, assertion, request).await?
+        }
+        GrantType::ClientCredentials => match jwt_authorization(req) {
+            Some(assertion) => {
+                issuer
+                    .machine(Form::AsymmetricJwtAuth, assertion, request)
+                    .await?
+            }
+            None if request.client.confidential => issuer.client_credentials(request).await?,
+            None => {
+                return Err(ApiError::InvalidClient(
+                    "client_credentials needs a confidential client authenticated with its secret, or the assertion in an Authorization: JWT header".into(),
+                ));
+            }
+        },
+    };
+    Ok(token_response(&issued))
+}
+
+/// What every grant starts from: the authenticated client, allowed the grant it names, and
+/// what it asks for.
+fn token_request(
+    req: &HttpRequest,
+    params: &Params,
+    state: &AppState,
+) -> Result<(GrantType, TokenRequest), ApiError> {
     let creds = client_auth::credentials(req, params)?;
     let client = state.issuer.registry.current().authenticate(&creds)?;
     let grant_type = params.required("grant_type")?;
@@ -61,54 +99,27 @@ async fn grant(
             client.id
         )));
     }
-    let scope = params.optional("scope");
     let request = TokenRequest {
         client,
         audiences: requested_audiences(params)?,
-        scope: Scope::parse(scope.unwrap_or("")).map_err(ApiError::InvalidScope)?,
+        scope: Scope::parse(params.optional("scope").unwrap_or(""))
+            .map_err(ApiError::InvalidScope)?,
         source: peer::client_address(req),
         user_agent: peer::user_agent(req),
     };
-    let issued = match grant {
-        GrantType::Password => {
-            let username = params.required("username")?;
-            let password = Password::for_login(params.required("password")?)
-                .map_err(ApiError::InvalidRequest)?;
-            let login = PasswordLogin {
-                // A name that cannot exist is just a wrong username.
-                username: Username::parse(username).ok(),
-                password,
-            };
-            state.issuer.password(login, request).await?
-        }
-        GrantType::RefreshToken => {
-            let presented = params.required("refresh_token")?;
-            let requested = scope.map(|_| request.scope.clone());
-            state.issuer.refresh(presented, requested, request).await?
-        }
-        GrantType::JwtBearer => {
-            let assertion = params.required("assertion")?.to_owned();
-            state
-                .issuer
-                .machine(Form::JwtBearer, assertion, request)
-                .await?
-        }
-        GrantType::ClientCredentials => match jwt_authorization(req) {
-            Some(assertion) => {
-                state
-                    .issuer
-                    .machine(Form::AsymmetricJwtAuth, assertion, request)
-                    .await?
-            }
-            None if request.client.confidential => state.issuer.client_credentials(request).await?,
-            None => {
-                return Err(ApiError::InvalidClient(
-                    "client_credentials needs a confidential client authenticated with its secret, or the assertion in an Authorization: JWT header".into(),
-                ));
-            }
-        },
-    };
-    Ok(token_response(&issued))
+    Ok((grant, request))
+}
+
+/// The credentials of a password grant.
+fn password_login(params: &Params) -> Result<PasswordLogin, ApiError> {
+    let username = params.required("username")?;
+    let password =
+        Password::for_login(params.required("password")?).map_err(ApiError::InvalidRequest)?;
+    Ok(PasswordLogin {
+        // A name that cannot exist is just a wrong username.
+        username: Username::parse(username).ok(),
+        password,
+    })
 }
 
 /// The `audience` and RFC 8707 `resource` values, parsed; a malformed one is `invalid_target`.
