@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, claims_of, run_cli, spawn_app};
+use crate::helpers::{Backend, TestApp, claims_of, spawn_app};
 
 both_backends!(
     password_change_needs_the_current_password_and_ends_every_session,
@@ -306,12 +306,7 @@ async fn the_cli_sets_passwords_disables_enables_and_edits_roles(backend: Backen
     let app = spawn_app(&backend).await;
     setup(&app).await;
     let session = login(&app, PW).await;
-    let keys = app.keys_dir.to_str().unwrap().to_owned();
-    let cli = |args: &[&str], stdin: &str| {
-        let mut argv = args.to_vec();
-        argv.extend(["--database", &app.db.url, "--keys-dir", &keys]);
-        run_cli(&argv, stdin)
-    };
+    let cli = |args: &[&str], stdin: &str| app.cli(args, stdin);
     let (code, _, err) = cli(&["user", "passwd", "fern", "--password-stdin"], "letmein\n");
     assert_eq!(code, 1);
     assert!(
@@ -394,37 +389,11 @@ async fn the_password_policy_applies_wherever_a_password_is_set(backend: Backend
             .to_owned();
         assert!(text.contains(why), "{password}: {text}");
     }
-    let keys = app.keys_dir.to_str().unwrap().to_owned();
-    let (code, _, err) = run_cli(
-        &[
-            "user",
-            "add",
-            "gus",
-            "--password-stdin",
-            "--database",
-            &app.db.url,
-            "--keys-dir",
-            &keys,
-        ],
-        "sunshine\n",
-    );
-    assert_eq!(code, 1);
-    assert!(err.contains("common"), "{err}");
-    let (code, _, err) = run_cli(
-        &[
-            "user",
-            "add",
-            "gus",
-            "--password-stdin",
-            "--database",
-            &app.db.url,
-            "--keys-dir",
-            &keys,
-        ],
-        "gus\n",
-    );
-    assert_eq!(code, 1);
-    assert!(err.contains("at least 8"), "{err}");
+    for (stdin, why) in [("sunshine\n", "common"), ("gus\n", "at least 8")] {
+        let (code, _, err) = app.cli(&["user", "add", "gus", "--password-stdin"], stdin);
+        assert_eq!(code, 1);
+        assert!(err.contains(why), "{err}");
+    }
     // Existing users whose passwords predate the policy still log in.
     let hash = jwt_issuer::service::passwords::hash_blocking(
         &jwt_issuer::domain::Password::for_login("password").unwrap(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, Resp, TestApp, claims_of, eventually, run_cli, spawn_app};
+use crate::helpers::{Backend, Resp, TestApp, claims_of, eventually, spawn_app};
 
 both_backends!(
     clients_and_scopes_are_managed_over_the_admin_api,
@@ -888,12 +888,7 @@ async fn the_grant_shows_in_introspection_me_audit_and_metadata(backend: Backend
 
 async fn cli_manages_clients_and_scopes_and_running_servers_follow(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let keys = app.keys_dir.to_str().unwrap().to_owned();
-    let cli = |args: &[&str], stdin: &str| {
-        let mut argv: Vec<&str> = args.to_vec();
-        argv.extend(["--database", &app.db.url, "--keys-dir", &keys]);
-        run_cli(&argv, stdin)
-    };
+    let cli = |args: &[&str], stdin: &str| app.cli(args, stdin);
     let (code, out, err) = cli(
         &[
             "scope",

@@ -332,6 +332,14 @@ impl TestApp {
         .await
     }
 
+    /// Runs the binary on this app's database and keys dir; returns (status, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let keys = self.keys_dir.display().to_string();
+        let mut argv = args.to_vec();
+        argv.extend(["--database", &self.db.url, "--keys-dir", &keys]);
+        run_cli(&argv, stdin)
+    }
+
     /// The bootstrap admin password.
     pub fn admin_password(&self) -> String {
         std::fs::read_to_string(self.keys_dir.join("initial-admin-password"))

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, Resp, TestApp, claims_of, read, run_cli, spawn_app};
+use crate::helpers::{Backend, Resp, TestApp, claims_of, read, spawn_app};
 
 both_backends!(
     sessions_record_client_address_agent_and_use,
@@ -287,12 +287,7 @@ async fn admins_and_the_cli_list_and_end_a_users_sessions(backend: Backend) {
     .await
     .assert_error(401, "invalid_token");
 
-    let keys = app.keys_dir.to_str().unwrap().to_owned();
-    let cli = |args: &[&str]| {
-        let mut argv = args.to_vec();
-        argv.extend(["--database", &app.db.url, "--keys-dir", &keys]);
-        run_cli(&argv, "")
-    };
+    let cli = |args: &[&str]| app.cli(args, "");
     let (code, out, err) = cli(&["user", "sessions", "dora"]);
     assert_eq!(code, 0, "{err}");
     assert!(
