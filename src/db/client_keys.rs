@@ -5,13 +5,15 @@ use diesel::prelude::*;
 
 use super::DbConn;
 use super::schema::{assertion_replays, client_keys};
+use crate::domain::UserId;
 
 /// A registered machine key.
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = client_keys)]
 pub struct ClientKeyRow {
     pub id: String,
-    pub user_id: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub user_id: UserId,
     pub kty: String,
     pub fingerprint: String,
     pub public_der: Vec<u8>,
@@ -22,7 +24,7 @@ pub struct ClientKeyRow {
 /// Stores a key; the same fingerprint twice for one user is a unique violation.
 pub fn insert(conn: &mut DbConn, row: &ClientKeyRow) -> QueryResult<()> {
     diesel::insert_into(client_keys::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }

@@ -7,13 +7,14 @@ use diesel::sql_types::BigInt;
 
 use super::DbConn;
 use super::schema::signing_keys;
-use crate::domain::{Alg, KeyState};
+use crate::domain::{Alg, KeyState, Kid};
 
 /// A stored signing key.
 #[derive(Queryable, Selectable, Insertable, Clone)]
 #[diesel(table_name = signing_keys)]
 pub struct KeyRow {
-    pub kid: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub kid: Kid,
     #[diesel(deserialize_as = String, serialize_as = String)]
     pub alg: Alg,
     #[diesel(deserialize_as = String, serialize_as = String)]

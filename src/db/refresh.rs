@@ -7,13 +7,15 @@ use diesel::prelude::*;
 use super::schema::{issued_access_tokens, refresh_families, refresh_tokens, users};
 use super::users::UserRow;
 use super::{DbConn, write_tx};
+use crate::domain::UserId;
 
 /// A refresh family: everything that started at one login.
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = refresh_families)]
 pub struct FamilyRow {
     pub id: String,
-    pub user_id: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub user_id: UserId,
     pub client_id: String,
     pub scope: String,
     pub audience: String,
@@ -61,7 +63,7 @@ pub enum Rotation {
 pub fn start_family(conn: &mut DbConn, family: &FamilyRow, token: &TokenRow) -> QueryResult<()> {
     write_tx(conn, |conn| {
         diesel::insert_into(refresh_families::table)
-            .values(family)
+            .values(family.clone())
             .execute(conn)?;
         diesel::insert_into(refresh_tokens::table)
             .values(token)
@@ -118,7 +120,8 @@ pub fn insert_token(conn: &mut DbConn, token: &TokenRow) -> QueryResult<()> {
 #[diesel(table_name = issued_access_tokens)]
 pub struct IssuedRow {
     pub jti: String,
-    pub user_id: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub user_id: UserId,
     /// The session it came from; `None` for machine logins.
     pub family_id: Option<String>,
     pub exp: i64,
@@ -127,7 +130,7 @@ pub struct IssuedRow {
 /// Records an issued access token.
 pub fn record_issued(conn: &mut DbConn, row: &IssuedRow) -> QueryResult<()> {
     diesel::insert_into(issued_access_tokens::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map(|_| ())
 }

@@ -4,12 +4,14 @@ use diesel::prelude::*;
 
 use super::DbConn;
 use super::schema::users;
+use crate::domain::UserId;
 
 /// A stored user.
 #[derive(Queryable, Selectable, Clone)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    pub id: String,
+    #[diesel(deserialize_as = String)]
+    pub id: UserId,
     pub username: String,
     pub password_hash: String,
     pub roles: String,

@@ -4,6 +4,7 @@
 //! Nothing here does I/O.
 
 mod client;
+mod ids;
 mod keys;
 mod net;
 mod password;
@@ -13,6 +14,7 @@ mod scope;
 mod username;
 
 pub use client::{Audience, ClientId, ClientSecret, GrantType};
+pub use ids::{Kid, UserId};
 pub use keys::{Alg, KeyState};
 pub use net::Cidr;
 pub use password::Password;

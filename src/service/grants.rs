@@ -16,7 +16,7 @@ use crate::db::audit::{Event, EventKind};
 use crate::db::refresh::{self, FamilyRow, IssuedRow, TokenRow};
 use crate::db::users::UserRow;
 use crate::db::{now, users, write_tx};
-use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, Username};
+use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, UserId, Username};
 use crate::service::Issuer;
 use crate::service::credentials::CheckError;
 use crate::service::machine::{self, Form, MachineError};
@@ -116,7 +116,7 @@ enum Refreshed {
     },
     Reused {
         family_id: String,
-        user_id: String,
+        user_id: UserId,
     },
     WrongClient,
     Denied(Denied),
@@ -536,7 +536,7 @@ pub fn access_claims(
 ) -> anyhow::Result<AccessClaims> {
     let (sub, username, roles) = match subject {
         Subject::User(user) => (
-            user.id.clone(),
+            user.id.to_string(),
             Some(user.username.clone()),
             Roles::from_stored(&user.roles)
                 .names()

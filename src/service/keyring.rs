@@ -17,11 +17,12 @@ use crate::crypto::signing::{Alg, SigningKey};
 use crate::db::keys::{self, KeyRow};
 use crate::db::{DbConn, now};
 pub use crate::domain::KeyState;
+use crate::domain::Kid;
 
 /// A published public key.
 #[derive(Debug, Clone)]
 pub struct PublishedKey {
-    pub kid: String,
+    pub kid: Kid,
     pub alg: Alg,
     pub state: KeyState,
     pub pem: String,
@@ -68,7 +69,7 @@ impl KeyRing {
             let public = PublicKeyInfo::from_spki_der(&row.public_der)
                 .with_context(|| format!("public key of {}", row.kid))?;
             if state == KeyState::Active {
-                if let Some(key) = reuse.as_ref().filter(|k| k.kid() == row.kid) {
+                if let Some(key) = reuse.as_ref().filter(|k| k.kid() == row.kid.as_str()) {
                     active = Some(key.clone());
                 } else {
                     active = Some(Arc::new(Self::open_key(row, kek, alg)?));
@@ -76,7 +77,7 @@ impl KeyRing {
             }
             jwks.push(public.jwk(&row.kid, alg.as_str()));
             verification.insert(
-                row.kid.clone(),
+                row.kid.to_string(),
                 VerificationKey {
                     alg,
                     key: public.decoding_key()?,
@@ -106,7 +107,7 @@ impl KeyRing {
         let pkcs8 = kek.open(&row.private_enc, &row.kid)?;
         let key = SigningKey::from_pkcs8(&pkcs8)
             .with_context(|| format!("private key of {}", row.kid))?;
-        if key.kid() != row.kid || key.alg() != alg {
+        if key.kid() != row.kid.as_str() || key.alg() != alg {
             anyhow::bail!("stored key {} does not match its own record", row.kid);
         }
         Ok(key)

@@ -20,6 +20,7 @@ use crate::crypto::signing::{Alg, Pkcs8, SigningKey};
 use crate::db::audit::{Event, EventKind};
 use crate::db::keys::{self, KeyRow};
 use crate::db::{DbConn, now, write_tx};
+use crate::domain::Kid;
 use crate::service::keyring::{KeyState, KeyStore};
 use crate::service::time::rfc3339;
 
@@ -51,7 +52,7 @@ pub fn new_row(
     t: i64,
 ) -> anyhow::Result<KeyRow> {
     Ok(KeyRow {
-        kid: key.kid().to_owned(),
+        kid: Kid::from(key.kid().to_owned()),
         alg: key.alg(),
         state,
         public_der: key.public().spki_der().to_vec(),
@@ -141,7 +142,7 @@ impl Fresh {
         alg: Alg,
         state: KeyState,
         t: i64,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<Kid> {
         let (key, pkcs8) = match self.0.iter().position(|(k, _)| k.alg() == alg) {
             Some(i) => self.0.swap_remove(i),
             None => kek.generate(alg)?,
@@ -149,7 +150,7 @@ impl Fresh {
         keys::insert(conn, &new_row(&key, &pkcs8, kek, state, t)?)?;
         let detail = json!({"state": state.as_str(), "alg": alg.as_str()});
         Event::about(EventKind::KeyGenerated, None, key.kid(), detail).record(conn)?;
-        Ok(key.kid().to_owned())
+        Ok(Kid::from(key.kid().to_owned()))
     }
 }
 
@@ -208,7 +209,7 @@ fn activate_one(
     c: &Current,
     (alg, any_alg): (Alg, bool),
     t: i64,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Kid> {
     let queued = c
         .oldest_next(alg)
         .or_else(|| c.nexts.first().filter(|_| any_alg));
@@ -249,11 +250,11 @@ pub fn ensure_signing_keys(conn: &mut DbConn, custody: &Custody) -> anyhow::Resu
 #[derive(Debug, Serialize, Clone)]
 pub struct Rotated {
     /// The key that signs from now on.
-    pub active: String,
+    pub active: Kid,
     /// The key that will sign after the next rotation.
-    pub next: String,
+    pub next: Kid,
     /// The key that signed until now.
-    pub retired: Option<String>,
+    pub retired: Option<Kid>,
 }
 
 /// Rotates: the oldest `next` key becomes active (of the algorithm `switch_to`, when given; of
@@ -326,9 +327,9 @@ pub fn rotate(
 /// The outcome of an emergency revocation.
 #[derive(Debug, Serialize, Clone)]
 pub struct Revoked {
-    pub revoked: String,
-    pub active: String,
-    pub next: String,
+    pub revoked: Kid,
+    pub active: Kid,
+    pub next: Kid,
 }
 
 /// Revokes `kid` at once. If it was active, the oldest `next` of its algorithm becomes active in
@@ -365,7 +366,7 @@ pub fn revoke(
         let c = Current::read(conn)?;
         let primary = c.primary(fallback);
         Ok(Revoked {
-            revoked: kid.to_owned(),
+            revoked: Kid::from(kid.to_owned()),
             next: c
                 .oldest_next(primary)
                 .or(c.nexts.first())
@@ -393,7 +394,7 @@ pub fn import(
         keys::lock_key_table(conn)?;
         if let Some(existing) = keys::find(conn, key.kid())? {
             return Err(KeyError::Duplicate {
-                kid: existing.kid,
+                kid: existing.kid.to_string(),
                 state: existing.state.to_string(),
             });
         }
@@ -450,7 +451,7 @@ pub fn revoke_now(
 /// A key as the rotation history shows it; never private material.
 #[derive(Debug, Serialize)]
 pub struct KeyView {
-    pub kid: String,
+    pub kid: Kid,
     pub alg: String,
     pub state: String,
     /// Whether the JWKS carries it now.

@@ -134,7 +134,7 @@ impl Issuer {
                 .run(move |conn| {
                     Ok(match refresh::find_live(conn, &hash, now())? {
                         Some((tok, family, user)) => Introspection::Refresh {
-                            sub: user.id,
+                            sub: user.id.to_string(),
                             username: user.username,
                             exp: tok.expires_at,
                             iat: tok.created_at,

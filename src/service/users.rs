@@ -9,7 +9,7 @@ use crate::db::users::{self, NewUser, UserRow};
 use std::net::IpAddr;
 
 use crate::db::{DbConn, is_unique_violation, now, write_tx};
-use crate::domain::Password;
+use crate::domain::{Password, UserId};
 use crate::domain::{Roles, Username};
 use crate::service::Issuer;
 use crate::service::credentials::CheckError;
@@ -101,7 +101,7 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<UserRow>, UserError> {
 /// A user as shown to operators: never the password hash.
 #[derive(Debug, serde::Serialize)]
 pub struct UserView {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub roles: Vec<String>,
     pub disabled: bool,
