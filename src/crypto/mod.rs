@@ -1,6 +1,7 @@
 //! Keys and tokens, with no I/O beyond the key-encryption key file: generating and holding
 //! signing keys, encrypting them at rest, publishing their public halves (JWK, PEM), and
-//! encoding and verifying access tokens. Everything here is pure enough to unit-test.
+//! encoding and verifying access tokens. Everything here is pure enough to unit-test. It
+//! uses `domain` only: no database, no HTTP, no service logic.
 
 pub mod client_key;
 pub mod encoding;

@@ -1,5 +1,6 @@
 //! Storage: one connection type over SQLite and PostgreSQL, the pool, embedded migrations,
-//! and the query modules. This layer knows SQL and rows; it knows nothing about HTTP.
+//! and the query modules. This layer knows SQL and rows; it knows nothing about HTTP, keys or
+//! the rules of the service (it uses `domain` only), and nothing above `service` uses it.
 //!
 //! Every function here is blocking; callers on the async side go through [`Db::run`], which
 //! moves the work onto the blocking thread pool.

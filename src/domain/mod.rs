@@ -1,7 +1,8 @@
 //! Domain values, parsed once at the edge and trusted inside: a `Username` is always valid,
 //! a `Password` never prints, a `RefreshToken` is always 256 random bits.
 //!
-//! Nothing here does I/O.
+//! Nothing here does I/O, and nothing here uses any other module of the crate: every other
+//! layer may use it.
 
 mod client;
 mod ids;

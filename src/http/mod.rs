@@ -1,6 +1,7 @@
 //! The HTTP edge (actix-web): every route in one place ([`routes`]), the shared state, and the
 //! middleware that applies to all of them. Handlers parse requests into domain values, call the
-//! service layer and shape responses; they know HTTP, not SQL.
+//! service layer and shape responses; they know HTTP, not SQL: nothing here uses `db` or
+//! diesel (`tests/layers.rs` checks).
 
 pub mod admin;
 pub mod auth;
