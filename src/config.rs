@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::clock::Clock;
 use crate::crypto::signing::Alg;
 use crate::domain::Cidr;
 
@@ -59,6 +60,8 @@ pub struct Settings {
     pub throttle: Limits,
     /// How long audit events are kept, seconds.
     pub audit_retention: i64,
+    /// The clock every time is read from.
+    pub clock: Clock,
 }
 
 /// Clock leeway when checking `exp`/`nbf`, seconds.

@@ -15,6 +15,7 @@
 //!   [`files`]: files that hold secrets. Neither depends on anything above.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;

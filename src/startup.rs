@@ -13,6 +13,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 
 use crate::cli::Options;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::kek::{Kek, KeyGen};
 use crate::db::Db;
@@ -38,17 +39,26 @@ pub struct Application {
 pub struct Tuning {
     pub hashing: HashProfile,
     pub keygen: KeyGen,
+    /// The clock (default: the system's).
+    pub clock: Clock,
 }
 
 /// Opens the database, prepares keys and the bootstrap user, and loads the key ring. Blocking.
-pub fn prepare(options: &Options, settings: Settings, tuning: Tuning) -> anyhow::Result<AppState> {
+pub fn prepare(
+    options: &Options,
+    mut settings: Settings,
+    tuning: Tuning,
+) -> anyhow::Result<AppState> {
+    settings.clock = tuning.clock;
     let db = Db::open(&options.database)?;
     let kek = Kek::load_or_create(&settings.keys_dir)?.with_keygen(tuning.keygen);
     let hasher = PasswordHasher::new(PasswordHasher::default_permits(), tuning.hashing)?;
     let mut conn = db.conn()?;
     ensure_signing_keys(&mut conn, &Custody::new(&kek, &settings))
         .context("preparing signing keys")?;
-    if let Some(path) = bootstrap::ensure_admin(&mut conn, &settings.keys_dir, &hasher)? {
+    if let Some(path) =
+        bootstrap::ensure_admin(&mut conn, &settings.keys_dir, &hasher, settings.clock.now())?
+    {
         println!(
             "Created user 'admin' (role admin); its password is in {}",
             path.display()

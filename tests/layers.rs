@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 /// The layer of each top-level module; higher numbers may use lower ones.
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
-        "domain" | "files" => 0,
+        "domain" | "files" | "clock" => 0,
         "crypto" | "db" => 1,
         "config" => 2,
         "service" => 3,

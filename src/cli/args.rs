@@ -495,6 +495,7 @@ impl Options {
                 per_user: options.throttle_per_user,
             },
             audit_retention: i64::try_from(options.audit_retention).unwrap_or(i64::MAX),
+            clock: crate::clock::Clock::system(),
         }
     }
 }

@@ -94,9 +94,10 @@ fn list_users(options: &Options) -> anyhow::Result<()> {
 }
 
 fn list_sessions(options: &Options, name: &str) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::system().now();
     let mut conn = connect(options)?;
     let user = sessions::user_named(&mut conn, name).map_err(says)?;
-    let list = sessions::list(&mut conn, &user.id, None).map_err(says)?;
+    let list = sessions::list(&mut conn, &user.id, None, now).map_err(says)?;
     println!(
         "{:<36}  {:<16}  {:<20}  {:<20}  {:<39}  user agent",
         "session", "client", "created", "last used", "address"
@@ -116,19 +117,21 @@ fn list_sessions(options: &Options, name: &str) -> anyhow::Result<()> {
 }
 
 fn logout(options: &Options, name: &str) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::system().now();
     let mut conn = connect(options)?;
     let user = sessions::user_named(&mut conn, name).map_err(says)?;
-    let ended = sessions::end_all(&mut conn, &user.id, name, "cli").map_err(says)?;
+    let ended = sessions::end_all(&mut conn, &user.id, name, "cli", now).map_err(says)?;
     println!("ended {ended} session(s) of {name}; their access tokens are revoked");
     Ok(())
 }
 
 fn passwd(options: &Options, name: &str) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::system().now();
     let mut conn = connect(options)?;
     let user = users::named(&mut conn, name).map_err(says)?;
     let password = read_password(&user.username)?;
     let hash = hash_blocking(&password)?;
-    let ended = users::reset_password(&mut conn, &user, &hash, Some("cli")).map_err(says)?;
+    let ended = users::reset_password(&mut conn, &user, &hash, Some("cli"), now).map_err(says)?;
     println!("password of {name} set; {ended} session(s) ended");
     Ok(())
 }
@@ -149,6 +152,7 @@ fn add_machine_key(
     file: &std::path::Path,
     comment: &str,
 ) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::system().now();
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let value = serde_json::from_str::<serde_json::Value>(&text)
@@ -157,7 +161,7 @@ fn add_machine_key(
         .unwrap_or(serde_json::Value::String(text));
     let key = parse_client_key(&value).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let mut conn = connect(options)?;
-    let view = machine::add_key(&mut conn, name, &key, comment, Some("cli")).map_err(says)?;
+    let view = machine::add_key(&mut conn, name, &key, comment, Some("cli"), now).map_err(says)?;
     println!(
         "added {} key {} for {name} (fingerprint {})",
         view.kty, view.id, view.fingerprint
@@ -208,10 +212,11 @@ fn add_user(
     password: &Password,
     roles: &Roles,
 ) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::system().now();
     let db = Db::open(&options.database)?;
     let hash = hash_blocking(password)?;
     let mut conn = db.conn()?;
-    let user = users::create(&mut conn, name, &hash, roles, Some("cli"))?;
+    let user = users::create(&mut conn, name, &hash, roles, Some("cli"), now)?;
     println!("created user {name} ({}) with roles [{roles}]", user.id);
     Ok(())
 }
@@ -222,11 +227,12 @@ fn change_user(
     name: &str,
     build: impl FnOnce(&mut UserChange, &crate::db::users::UserRow),
 ) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::system().now();
     let mut conn = connect(options)?;
     let user = users::named(&mut conn, name).map_err(says)?;
     let mut change = UserChange::default();
     build(&mut change, &user);
-    let (user, ended) = users::update(&mut conn, name, &change, Some("cli")).map_err(says)?;
+    let (user, ended) = users::update(&mut conn, name, &change, Some("cli"), now).map_err(says)?;
     let status = if user.disabled { "disabled" } else { "active" };
     println!("{name}: {status}, roles [{}]", user.roles);
     if ended > 0 {
@@ -280,7 +286,9 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let (db, kek) = open_with_kek(options)?;
             let mut conn = db.conn()?;
-            let row = keys::import(&mut conn, &kek, &key, &pkcs8, activate, Some("cli"))?;
+            let settings = options.settings(options.bind);
+            let custody = Custody::new(&kek, &settings);
+            let row = keys::import(&mut conn, &custody, &key, &pkcs8, activate, Some("cli"))?;
             println!("imported {} key {} as {}", row.alg, row.kid, row.state);
             Ok(())
         }
@@ -313,6 +321,7 @@ fn print_client(view: &ClientView) {
 
 /// `client …`.
 pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::system().now();
     let own = own_audiences(options);
     match command {
         ClientCommand::Add {
@@ -343,8 +352,8 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
                 grants: (!grants.is_empty()).then(|| grants.iter().map(|g| g.0).collect()),
             };
             let mut conn = connect(options)?;
-            let view =
-                clients::add(&mut conn, &id, secret, change, &own, Some("cli")).map_err(says)?;
+            let view = clients::add(&mut conn, &id, secret, change, &own, Some("cli"), now)
+                .map_err(says)?;
             print_client(&view);
             if let Some(secret) = &view.client_secret {
                 println!("client_secret: {secret}");
@@ -397,6 +406,7 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
 
 /// `scope …`.
 pub fn scope(options: &Options, command: ScopeCommand) -> anyhow::Result<()> {
+    let now = crate::clock::Clock::system().now();
     let mut conn = connect(options)?;
     match command {
         ScopeCommand::Add {
@@ -411,6 +421,7 @@ pub fn scope(options: &Options, command: ScopeCommand) -> anyhow::Result<()> {
                 &roles,
                 description.as_deref().unwrap_or(""),
                 Some("cli"),
+                now,
             )
             .map_err(says)?;
             let gate = if view.roles.is_empty() {
@@ -435,7 +446,8 @@ pub fn scope(options: &Options, command: ScopeCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ScopeCommand::Remove { name } => {
-            let changed = clients::remove_scope(&mut conn, &name, Some("cli")).map_err(says)?;
+            let changed =
+                clients::remove_scope(&mut conn, &name, Some("cli"), now).map_err(says)?;
             if changed.is_empty() {
                 println!("removed scope {name}");
             } else {

@@ -151,21 +151,28 @@ impl Verifier {
         }
     }
 
-    /// Verifies `token`: header (`typ: at+jwt`, a published `kid`, that key's `alg`), the
-    /// signature, `iss`, `aud` (one of `audiences`), `exp` and `nbf` with the leeway.
-    pub fn verify(&self, token: &str, audiences: &[&str]) -> Result<AccessClaims, VerifyError> {
-        self.verify_with(token, Some(audiences))
+    /// Verifies `token` at time `now`: header (`typ: at+jwt`, a published `kid`, that key's
+    /// `alg`, no `crit`), the signature, `iss`, `aud` (one of `audiences`), and `exp`, `nbf`
+    /// and `iat` with the leeway.
+    pub fn verify(
+        &self,
+        token: &str,
+        audiences: &[&str],
+        now: i64,
+    ) -> Result<AccessClaims, VerifyError> {
+        self.verify_with(token, Some(audiences), now)
     }
 
     /// As [`Verifier::verify`], for a token meant for any audience (introspection, revocation).
-    pub fn verify_any_audience(&self, token: &str) -> Result<AccessClaims, VerifyError> {
-        self.verify_with(token, None)
+    pub fn verify_any_audience(&self, token: &str, now: i64) -> Result<AccessClaims, VerifyError> {
+        self.verify_with(token, None, now)
     }
 
     fn verify_with(
         &self,
         token: &str,
         audiences: Option<&[&str]>,
+        now: i64,
     ) -> Result<AccessClaims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
@@ -184,8 +191,9 @@ impl Verifier {
             return Err(VerifyError::Invalid);
         }
         let mut validation = Validation::new(key.alg.jsonwebtoken());
-        validation.leeway = self.leeway;
-        validation.validate_nbf = true;
+        // Times are checked below against the issuer's clock, not jsonwebtoken's.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&self.issuer]);
         match audiences {
             Some(auds) => validation.set_audience(auds),
@@ -199,8 +207,14 @@ impl Verifier {
                 jsonwebtoken::errors::ErrorKind::InvalidAudience => VerifyError::WrongAudience,
                 _ => VerifyError::Invalid,
             })?;
-        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
-        if claims.iat > now.saturating_add_unsigned(self.leeway) {
+        let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX);
+        if claims.exp <= now.saturating_sub(leeway) {
+            return Err(VerifyError::Expired);
+        }
+        if claims.nbf > now.saturating_add(leeway) {
+            return Err(VerifyError::Invalid);
+        }
+        if claims.iat > now.saturating_add(leeway) {
             return Err(VerifyError::IssuedInFuture);
         }
         Ok(claims)
@@ -250,7 +264,7 @@ mod tests {
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
             assert_eq!(header.kid.as_deref(), Some(key.kid()));
             let got = verifier_for(&key)
-                .verify(&token, &["http://issuer"])
+                .verify(&token, &["http://issuer"], now)
                 .unwrap();
             assert_eq!(got, claims(now));
         }
@@ -265,25 +279,25 @@ mod tests {
         old.exp = now - 100;
         let expired = encode(&key, &old).unwrap();
         assert_eq!(
-            v.verify(&expired, &["http://issuer"]),
+            v.verify(&expired, &["http://issuer"], now),
             Err(VerifyError::Expired)
         );
         let token = encode(&key, &claims(now)).unwrap();
         assert_eq!(
-            v.verify(&token, &["other"]),
+            v.verify(&token, &["other"], now),
             Err(VerifyError::WrongAudience)
         );
         let mut tampered = token.clone();
         tampered.insert(token.find('.').unwrap() + 3, 'x');
-        assert!(v.verify(&tampered, &["http://issuer"]).is_err());
+        assert!(v.verify(&tampered, &["http://issuer"], now).is_err());
         let (other, _) = SigningKey::generate(Alg::ES256).unwrap();
         let foreign = encode(&other, &claims(now)).unwrap();
         assert_eq!(
-            v.verify(&foreign, &["http://issuer"]),
+            v.verify(&foreign, &["http://issuer"], now),
             Err(VerifyError::UnknownKey)
         );
         assert_eq!(
-            v.verify("garbage", &["http://issuer"]),
+            v.verify("garbage", &["http://issuer"], now),
             Err(VerifyError::Malformed)
         );
     }
@@ -318,28 +332,28 @@ mod tests {
             h
         };
         let plain = sign_with_header(&key, header(serde_json::json!({})), &claims(now));
-        assert!(v.verify(&plain, &["http://issuer"]).is_ok());
+        assert!(v.verify(&plain, &["http://issuer"], now).is_ok());
         let crit = sign_with_header(
             &key,
             header(serde_json::json!({"crit": ["exp-policy"], "exp-policy": 1})),
             &claims(now),
         );
         assert_eq!(
-            v.verify(&crit, &["http://issuer"]),
+            v.verify(&crit, &["http://issuer"], now),
             Err(VerifyError::UnknownCritical)
         );
         let mut future = claims(now);
         future.iat = now + 600;
         let future = sign_with_header(&key, header(serde_json::json!({})), &future);
         assert_eq!(
-            v.verify(&future, &["http://issuer"]),
+            v.verify(&future, &["http://issuer"], now),
             Err(VerifyError::IssuedInFuture)
         );
         let mut skewed = claims(now);
         skewed.iat = now + 3;
         let skewed = sign_with_header(&key, header(serde_json::json!({})), &skewed);
         assert!(
-            v.verify(&skewed, &["http://issuer"]).is_ok(),
+            v.verify(&skewed, &["http://issuer"], now).is_ok(),
             "within the leeway"
         );
     }

@@ -183,7 +183,9 @@ impl Event {
     /// Appends it, now; a failure repeating one recorded within [`FOLD_WINDOW_SECS`] (same
     /// event, subject and address) only counts up that row.
     pub fn record(&self, conn: &mut DbConn) -> QueryResult<()> {
-        let t = super::now();
+        // The wall clock, whatever clock the service runs on: the log says when things really
+        // happened.
+        let t = chrono::Utc::now().timestamp();
         if self.event.folds() && self.fold(conn, t)? {
             return Ok(());
         }

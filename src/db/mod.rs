@@ -342,11 +342,6 @@ pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
     diesel::sql_query("SELECT 1").execute(conn).map(|_| ())
 }
 
-/// The current time as unix seconds, the unit of every timestamp column.
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

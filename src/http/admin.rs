@@ -93,6 +93,7 @@ pub async fn create_user(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let body: NewUserBody = params::json(&req, payload).await?;
     let username = Username::parse(&body.username).map_err(ApiError::InvalidRequest)?;
     let password =
@@ -107,7 +108,7 @@ pub async fn create_user(
     let actor = caller.actor();
     let user = state
         .issuer
-        .run(move |conn| users::create(conn, &username, &hash, &roles, Some(&actor)))
+        .run(move |conn| users::create(conn, &username, &hash, &roles, Some(&actor), now))
         .await?;
     Ok(HttpResponse::Created().json(UserView::of(&user)))
 }
@@ -128,12 +129,13 @@ pub async fn delete_user(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let username = path.into_inner();
     let actor = caller.actor();
     let name = username.clone();
     let revoked = state
         .issuer
-        .run(move |conn| users::disable(conn, &name, Some(&actor)))
+        .run(move |conn| users::disable(conn, &name, Some(&actor), now))
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "username": username,
@@ -183,6 +185,7 @@ pub async fn add_client_key(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let body: NewKeyBody = params::json(&req, payload).await?;
     if body.comment.chars().count() > 200 || body.comment.chars().any(char::is_control) {
         return Err(ApiError::InvalidRequest(
@@ -194,7 +197,7 @@ pub async fn add_client_key(
     let actor = caller.actor();
     let view = state
         .issuer
-        .run(move |conn| machine::add_key(conn, &username, &key, &body.comment, Some(&actor)))
+        .run(move |conn| machine::add_key(conn, &username, &key, &body.comment, Some(&actor), now))
         .await?;
     Ok(HttpResponse::Created().json(view))
 }
@@ -235,12 +238,13 @@ pub async fn list_sessions(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let username = path.into_inner();
     let list = state
         .issuer
         .run(move |conn| {
             let user = sessions::user_named(conn, &username)?;
-            sessions::list(conn, &user.id, None)
+            sessions::list(conn, &user.id, None, now)
         })
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "sessions": list })))
@@ -252,13 +256,14 @@ pub async fn end_sessions(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let username = path.into_inner();
     let actor = caller.actor();
     state
         .issuer
         .run(move |conn| {
             let user = sessions::user_named(conn, &username)?;
-            sessions::end_all(conn, &user.id, &username, &actor)
+            sessions::end_all(conn, &user.id, &username, &actor, now)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -281,6 +286,7 @@ pub async fn update_user(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let body: UserPatchBody = params::json(&req, payload).await?;
     let change = users::UserChange {
         roles: body
@@ -295,7 +301,7 @@ pub async fn update_user(
     let actor = caller.actor();
     let (user, _) = state
         .issuer
-        .run(move |conn| users::update(conn, &username, &change, Some(&actor)))
+        .run(move |conn| users::update(conn, &username, &change, Some(&actor), now))
         .await?;
     Ok(HttpResponse::Ok().json(UserView::of(&user)))
 }
@@ -315,6 +321,7 @@ pub async fn reset_password(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let body: PasswordBody = params::json(&req, payload).await?;
     let username = path.into_inner();
     let name = username.clone();
@@ -333,7 +340,7 @@ pub async fn reset_password(
     let actor = caller.actor();
     state
         .issuer
-        .run(move |conn| users::reset_password(conn, &user, &hash, Some(&actor)).map(|_| ()))
+        .run(move |conn| users::reset_password(conn, &user, &hash, Some(&actor), now).map(|_| ()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -122,7 +122,7 @@ pub async fn authenticate<P: Policy>(req: &HttpRequest) -> Result<Caller<P>, Api
         .keys
         .current()
         .verifier
-        .verify(token, &accepted)
+        .verify(token, &accepted, state.issuer.settings.clock.now())
         .map_err(|e| ApiError::invalid_token(&e.to_string()))?;
     // Beyond the signature: not revoked, and the user (or client) still there and enabled.
     if !state.issuer.still_valid(claims.clone()).await? {

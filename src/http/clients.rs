@@ -137,6 +137,7 @@ pub async fn create_client(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let body: NewClientBody = params::json(&req, payload).await?;
     let id = ClientId::parse(&body.client_id).map_err(ApiError::InvalidRequest)?;
     let secret =
@@ -150,7 +151,7 @@ pub async fn create_client(
     let own = own(&state);
     let actor = caller.actor();
     let view = change(&state, move |conn| {
-        clients::add(conn, &id, secret, edit, &own, Some(&actor))
+        clients::add(conn, &id, secret, edit, &own, Some(&actor), now)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -164,6 +165,7 @@ pub async fn update_client(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let id = path.into_inner();
     let body: ClientPatchBody = params::json(&req, payload).await?;
     let edit = ClientChange {
@@ -175,7 +177,7 @@ pub async fn update_client(
     let own = own(&state);
     let actor = caller.actor();
     let view = change(&state, move |conn| {
-        clients::update(conn, &id, edit, &own, Some(&actor))
+        clients::update(conn, &id, edit, &own, Some(&actor), now)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -210,12 +212,13 @@ pub async fn create_scope(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let body: NewScopeBody = params::json(&req, payload).await?;
     let name = ScopeName::parse(&body.name).map_err(ApiError::InvalidRequest)?;
     let roles = Roles::parse_all(&body.roles).map_err(ApiError::InvalidRequest)?;
     let actor = caller.actor();
     let view = change(&state, move |conn| {
-        clients::add_scope(conn, &name, &roles, &body.description, Some(&actor))
+        clients::add_scope(conn, &name, &roles, &body.description, Some(&actor), now)
     })
     .await?;
     Ok(HttpResponse::Created().json(view))
@@ -228,10 +231,11 @@ pub async fn delete_scope(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let name = path.into_inner();
     let actor = caller.actor();
     change(&state, move |conn| {
-        clients::remove_scope(conn, &name, Some(&actor)).map(|_| ())
+        clients::remove_scope(conn, &name, Some(&actor), now).map(|_| ())
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -20,10 +20,11 @@ pub async fn me(caller: Me) -> HttpResponse {
 /// `GET /me/sessions`: the caller's live sessions, the one their token came from marked
 /// `current`.
 pub async fn sessions(caller: Me, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let (user_id, jti) = (caller.claims.sub.clone(), caller.claims.jti.clone());
     let list = state
         .issuer
-        .run(move |conn| sessions::list(conn, &user_id, Some(&jti)))
+        .run(move |conn| sessions::list(conn, &user_id, Some(&jti), now))
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "sessions": list })))
 }
@@ -34,11 +35,12 @@ pub async fn end_session(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let id = path.into_inner();
     let (user_id, username) = (caller.claims.sub.clone(), caller.actor());
     state
         .issuer
-        .run(move |conn| sessions::end(conn, &user_id, &username, &id, &username))
+        .run(move |conn| sessions::end(conn, &user_id, &username, &id, &username, now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -48,10 +50,11 @@ pub async fn end_all_sessions(
     caller: Me,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = state.issuer.settings.clock.now();
     let (user_id, username) = (caller.claims.sub.clone(), caller.actor());
     state
         .issuer
-        .run(move |conn| sessions::end_all(conn, &user_id, &username, &username))
+        .run(move |conn| sessions::end_all(conn, &user_id, &username, &username, now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

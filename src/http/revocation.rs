@@ -170,7 +170,10 @@ pub async fn feed(
     }
     let page = state
         .issuer
-        .run(move |conn| revocation::feed_page(conn, after, limit))
+        .run({
+            let now = state.issuer.settings.clock.now();
+            move |conn| revocation::feed_page(conn, after, limit, now)
+        })
         .await?;
     let revoked: Vec<Value> = page
         .revoked

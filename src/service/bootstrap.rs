@@ -22,6 +22,7 @@ pub fn ensure_admin(
     conn: &mut DbConn,
     keys_dir: &Path,
     hasher: &PasswordHasher,
+    now: i64,
 ) -> anyhow::Result<Option<PathBuf>> {
     if users::count(conn)? > 0 {
         return Ok(None);
@@ -42,7 +43,7 @@ pub fn ensure_admin(
         if users::count(conn)? > 0 {
             return Ok(false);
         }
-        match create(conn, &username, &hash, &roles, None) {
+        match create(conn, &username, &hash, &roles, None, now) {
             Ok(_) => {}
             // Another instance bootstrapped first.
             Err(UserError::Duplicate(_)) => return Ok(false),

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::db::audit::{Event, EventKind};
 use crate::db::registry::{self, ClientRow, ScopeRow};
-use crate::db::{DbConn, is_unique_violation, now, write_tx};
+use crate::db::{DbConn, is_unique_violation, write_tx};
 use crate::domain::{Audience, ClientId, ClientSecret, GrantType, Roles, ScopeName};
 use crate::service::registry::{AllowedScopes, Client, OwnAudiences, Registry, ScopeDef};
 use crate::service::time::rfc3339;
@@ -207,9 +207,10 @@ pub fn add(
     change: ClientChange,
     own: &OwnAudiences,
     actor: Option<&str>,
+    now: i64,
 ) -> Result<ClientView, ClientError> {
     let (confidential, secret_hash, generated) = secret_fields(secret)?;
-    let t = now();
+    let t = now;
     let result = write_tx(conn, |conn| -> Result<ClientView, ClientError> {
         let row = ClientRow {
             id: id.to_string(),
@@ -250,6 +251,7 @@ pub fn update(
     change: ClientChange,
     own: &OwnAudiences,
     actor: Option<&str>,
+    now: i64,
 ) -> Result<ClientView, ClientError> {
     if id == ClientId::DEFAULT
         && matches!(
@@ -280,7 +282,7 @@ pub fn update(
         if let Some(grants) = &change.grants {
             row.grant_types = checked_grants(grants)?;
         }
-        row.updated_at = now();
+        row.updated_at = now;
         registry::update_client(conn, &row)?;
         let view = ClientView::of_row(&row, own)?;
         Event::new(EventKind::ClientUpdated, Some(id), None)
@@ -322,6 +324,7 @@ pub fn add_scope(
     roles: &Roles,
     description: &str,
     actor: Option<&str>,
+    now: i64,
 ) -> Result<ScopeView, ClientError> {
     if description.chars().count() > MAX_DESCRIPTION || description.chars().any(char::is_control) {
         return Err(ClientError::Invalid(format!(
@@ -332,7 +335,7 @@ pub fn add_scope(
         name: name.to_string(),
         roles: roles.to_stored(),
         description: description.to_owned(),
-        created_at: now(),
+        created_at: now,
     };
     write_tx(conn, |conn| -> Result<(), ClientError> {
         match registry::insert_scope(conn, &row) {
@@ -361,12 +364,13 @@ pub fn remove_scope(
     conn: &mut DbConn,
     name: &str,
     actor: Option<&str>,
+    now: i64,
 ) -> Result<Vec<String>, ClientError> {
     write_tx(conn, |conn| -> Result<Vec<String>, ClientError> {
         if !registry::delete_scope(conn, name)? {
             return Err(ClientError::NotFound(format!("no scope {name}")));
         }
-        let t = now();
+        let t = now;
         let mut changed = Vec::new();
         for mut row in registry::clients(conn)? {
             let AllowedScopes::Only(names) = AllowedScopes::from_stored(&row.scopes) else {

@@ -6,7 +6,6 @@
 use std::net::IpAddr;
 
 use crate::db::audit::{Event, EventKind};
-use crate::db::now;
 use crate::db::users::{self, UserRow};
 use crate::domain::Password;
 use crate::service::Issuer;
@@ -42,7 +41,8 @@ impl Issuer {
     ) -> Result<(UserRow, Attempt), CheckError> {
         let limits = self.settings.throttle;
         let attempt = Attempt::new(&limits, username, source);
-        let (name, reserving, t) = (username.to_owned(), attempt.clone(), now());
+        let t = self.settings.clock.now();
+        let (name, reserving) = (username.to_owned(), attempt.clone());
         // Counted before the hash: parallel guesses cannot outrun the throttle.
         let (locked, user) = self
             .db
@@ -72,7 +72,7 @@ impl Issuer {
             Err(e) => {
                 // Nothing was checked: the reservation is not a failure.
                 self.db
-                    .run(move |conn| Ok(attempt.cancel(conn, now())?))
+                    .run(move |conn| Ok(attempt.cancel(conn, t)?))
                     .await?;
                 return Err(match e {
                     HashError::Busy => CheckError::Busy,

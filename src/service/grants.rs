@@ -15,7 +15,7 @@ use crate::crypto::jwt::{self, ACCESS_TOKEN_TYPE, AccessClaims, Audiences};
 use crate::db::audit::{Event, EventKind};
 use crate::db::refresh::{self, FamilyRow, IssuedRow, TokenRow};
 use crate::db::users::UserRow;
-use crate::db::{now, users, write_tx};
+use crate::db::{users, write_tx};
 use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, UserId, Username};
 use crate::service::Issuer;
 use crate::service::credentials::CheckError;
@@ -162,7 +162,7 @@ impl Issuer {
         granted: Granted,
         attempt: Attempt,
     ) -> Result<Issued, GrantError> {
-        let t = now();
+        let t = self.settings.clock.now();
         let source = req.source.map(|ip| ip.to_string());
         let refresh_token = RefreshToken::generate().context("reading the OS random generator")?;
         let family = FamilyRow {
@@ -204,7 +204,7 @@ impl Issuer {
         self.db
             .run(move |conn| {
                 write_tx(conn, |conn| -> anyhow::Result<()> {
-                    attempt.succeeded(conn, now())?;
+                    attempt.succeeded(conn, t)?;
                     refresh::start_family(conn, &family, &first)?;
                     refresh::record_issued(conn, &issued)?;
                     Event::new(EventKind::LoginOk, Some(&name), source.as_deref())
@@ -248,7 +248,7 @@ impl Issuer {
         };
         let new = RefreshToken::generate().context("reading the OS random generator")?;
         let (old_hash, new_hash) = (old.hash(), new.hash());
-        let t = now();
+        let t = self.settings.clock.now();
         let (idle, max_age) = (self.settings.refresh_ttl, self.settings.session_max_age);
         let registry = self.registry.current();
         let asking = client.clone();
@@ -402,7 +402,7 @@ impl Issuer {
             Subject::Client(&req.client.id),
             req.client.id.as_str(),
             &granted,
-            now(),
+            self.settings.clock.now(),
         )?;
         Ok(Issued {
             access_token: self.sign(&claims)?,
@@ -423,6 +423,7 @@ impl Issuer {
         assertion: String,
         req: TokenRequest,
     ) -> Result<Issued, GrantError> {
+        let now = self.settings.clock.now();
         let registry = self.registry.current();
         registry.grant(&req.client, &req.audiences, &req.scope, None)?;
         let source = req.source.map(|ip| ip.to_string());
@@ -436,10 +437,10 @@ impl Issuer {
             .db
             .run(move |conn| {
                 let outcome = match users::find_by_username(conn, &name)? {
-                    Some(u) if !u.disabled => {
-                        machine::verify_assertion(conn, &assertion, form, &u, &issuer, &endpoint)
-                            .map(|fp| (u, fp))
-                    }
+                    Some(u) if !u.disabled => machine::verify_assertion(
+                        conn, &assertion, form, &u, &issuer, &endpoint, now,
+                    )
+                    .map(|fp| (u, fp)),
                     Some(_) => Err(MachineError::Unverified("the user is disabled")),
                     None => Err(MachineError::Unverified("no such user")),
                 };
@@ -460,7 +461,7 @@ impl Issuer {
             Subject::User(&user),
             &user.username,
             &granted,
-            now(),
+            self.settings.clock.now(),
         )?;
         let issued = IssuedRow {
             jti: claims.jti.clone(),

@@ -14,8 +14,8 @@ use crate::crypto::jwt::{VerificationKey, Verifier};
 use crate::crypto::kek::Kek;
 use crate::crypto::public_key::PublicKeyInfo;
 use crate::crypto::signing::{Alg, SigningKey};
+use crate::db::DbConn;
 use crate::db::keys::{self, KeyRow};
-use crate::db::{DbConn, now};
 pub use crate::domain::KeyState;
 use crate::domain::Kid;
 
@@ -143,7 +143,7 @@ pub struct KeyStore {
 impl KeyStore {
     /// Loads the keys from the database.
     pub fn load(conn: &mut DbConn, kek: Kek, settings: Settings) -> anyhow::Result<Self> {
-        let t = now();
+        let t = settings.clock.now();
         let rows = keys::published(conn, t - retired_grace(&settings))?;
         let ring = KeyRing::build(&rows, &kek, &settings, t, None)?;
         Ok(Self {
@@ -172,7 +172,7 @@ impl KeyStore {
     /// revocation by any instance, or a retired key reaching the end of its grace period).
     /// Returns whether it changed. The active key is re-parsed only when it is a new one.
     pub fn refresh(&self, conn: &mut DbConn) -> anyhow::Result<bool> {
-        let t = now();
+        let t = self.settings.clock.now();
         let rows = keys::published(conn, t - retired_grace(&self.settings))?;
         let current = self.current();
         // Compare the stored (kid, state) pairs first: most seconds nothing changed, and then

@@ -19,7 +19,7 @@ use crate::crypto::kek::Kek;
 use crate::crypto::signing::{Alg, Pkcs8, SigningKey};
 use crate::db::audit::{Event, EventKind};
 use crate::db::keys::{self, KeyRow};
-use crate::db::{DbConn, now, write_tx};
+use crate::db::{DbConn, write_tx};
 use crate::domain::Kid;
 use crate::service::keyring::{KeyState, KeyStore};
 use crate::service::time::rfc3339;
@@ -101,6 +101,8 @@ pub struct Custody<'a> {
     pub kek: &'a Kek,
     pub alg: Alg,
     pub lookahead: Lookahead,
+    /// The clock transitions are stamped with and schedules read.
+    pub clock: crate::clock::Clock,
 }
 
 impl<'a> Custody<'a> {
@@ -115,6 +117,7 @@ impl<'a> Custody<'a> {
             kek,
             alg: settings.alg,
             lookahead: Lookahead::of(settings),
+            clock: settings.clock.clone(),
         }
     }
 }
@@ -237,7 +240,7 @@ pub fn ensure_signing_keys(conn: &mut DbConn, custody: &Custody) -> anyhow::Resu
     let mut fresh = Fresh::generate(custody.kek, &needed)?;
     write_tx(conn, |conn| -> anyhow::Result<()> {
         keys::lock_key_table(conn)?;
-        let t = now();
+        let t = custody.clock.now();
         let c = Current::read(conn)?;
         if c.active.is_none() {
             activate_one(conn, custody, &mut fresh, &c, (alg, true), t)?;
@@ -276,7 +279,7 @@ pub fn rotate(
         _ => true,
     };
     let c = Current::read(conn)?;
-    if !due(&c, now()) {
+    if !due(&c, custody.clock.now()) {
         return Ok(None);
     }
     let target = switch_to.unwrap_or(c.primary(fallback));
@@ -285,7 +288,7 @@ pub fn rotate(
     let mut fresh = Fresh::generate(custody.kek, &needed)?;
     write_tx(conn, |conn| -> Result<Option<Rotated>, KeyError> {
         keys::lock_key_table(conn)?;
-        let t = now();
+        let t = custody.clock.now();
         let c = Current::read(conn)?;
         if !due(&c, t) {
             return Ok(None);
@@ -345,7 +348,7 @@ pub fn revoke(
     let mut fresh = Fresh::generate(custody.kek, &c.shortfall(custody.lookahead))?;
     write_tx(conn, |conn| -> Result<Revoked, KeyError> {
         keys::lock_key_table(conn)?;
-        let t = now();
+        let t = custody.clock.now();
         let row = keys::find(conn, kid)?.ok_or_else(|| KeyError::NotFound(kid.to_owned()))?;
         let alg = row.alg;
         if row.state != KeyState::Revoked {
@@ -384,7 +387,7 @@ pub fn revoke(
 /// retired), or as `active` with `activate` (the current active key is retired).
 pub fn import(
     conn: &mut DbConn,
-    kek: &Kek,
+    custody: &Custody,
     key: &SigningKey,
     pkcs8: &Pkcs8,
     activate: bool,
@@ -398,7 +401,7 @@ pub fn import(
                 state: existing.state.to_string(),
             });
         }
-        let t = now();
+        let t = custody.clock.now();
         let c = Current::read(conn)?;
         let (state, displaced) = if activate {
             (KeyState::Active, c.active.into_iter().collect::<Vec<_>>())
@@ -408,7 +411,7 @@ pub fn import(
         for old in &displaced {
             keys::retire(conn, &old.kid, t)?;
         }
-        let row = new_row(key, pkcs8, kek, state, t)?;
+        let row = new_row(key, pkcs8, custody.kek, state, t)?;
         keys::insert(conn, &row)?;
         let retired: Vec<&str> = displaced.iter().map(|k| k.kid.as_str()).collect();
         Event::about(

@@ -14,7 +14,7 @@ use crate::crypto::public_key::PublicKeyInfo;
 use crate::db::audit::{Event, EventKind};
 use crate::db::client_keys::{self, ClientKeyRow};
 use crate::db::users::{self, UserRow};
-use crate::db::{DbConn, is_unique_violation, now};
+use crate::db::{DbConn, is_unique_violation};
 use crate::domain::Username;
 use crate::service::time::rfc3339;
 
@@ -80,6 +80,7 @@ pub fn add_key(
     key: &PublicKeyInfo,
     comment: &str,
     actor: Option<&str>,
+    now: i64,
 ) -> Result<KeyView, RegistryError> {
     let user = user(conn, username)?;
     let row = ClientKeyRow {
@@ -89,7 +90,7 @@ pub fn add_key(
         fingerprint: key.pem_sha256(),
         public_der: key.spki_der().to_vec(),
         comment: comment.to_owned(),
-        created_at: now(),
+        created_at: now,
     };
     match client_keys::insert(conn, &row) {
         Ok(()) => {}
@@ -207,6 +208,7 @@ pub fn verify_assertion(
     user: &UserRow,
     issuer: &str,
     token_endpoint: &str,
+    now: i64,
 ) -> Result<String, MachineError> {
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| invalid("the assertion is not a well-formed JWT"))?;
@@ -246,7 +248,7 @@ pub fn verify_assertion(
     } else {
         "no registered key verified the signature"
     }))?;
-    let t = now();
+    let t = now;
     let (replay_id, replay_until) = match form {
         Form::JwtBearer => check_rfc7523(&claims, &user.username, issuer, token_endpoint, t)?,
         Form::AsymmetricJwtAuth => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
-use crate::db::{Db, DbConn, audit, client_keys, now, refresh, revocations, throttle};
+use crate::db::{Db, DbConn, audit, client_keys, refresh, revocations, throttle};
 
 /// What one purge deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub struct Purged {
 /// deleted only once no token of it can be left.
 pub fn purge(conn: &mut DbConn, settings: &Settings) -> anyhow::Result<Purged> {
     let refresh_ttl = settings.refresh_ttl;
-    let t = now();
+    let t = settings.clock.now();
     let (refresh_tokens, refresh_families) = refresh::purge_expired(conn, t, refresh_ttl)?;
     Ok(Purged {
         refresh_tokens,

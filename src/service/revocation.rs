@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::crypto::jwt::AccessClaims;
 use crate::db::audit::{Event, EventKind};
-use crate::db::{DbConn, now, refresh, revocations, users};
+use crate::db::{DbConn, refresh, revocations, users};
 use crate::domain::RefreshToken;
 use crate::service::Issuer;
 use crate::service::registry::Registry;
@@ -84,12 +84,13 @@ impl Issuer {
     /// this issuer has its `jti` denied until it expires. Anything else is quietly ignored, as
     /// RFC 7009 asks. Returns whether something was revoked.
     pub async fn revoke(&self, token: &str, source: Option<String>) -> anyhow::Result<bool> {
+        let clock = self.settings.clock.clone();
         if let Some(rt) = RefreshToken::parse(token) {
             let hash = rt.hash();
             return self
                 .db
                 .run(move |conn| {
-                    let t = now();
+                    let t = clock.now();
                     let revoked = match refresh::find(conn, &hash)? {
                         Some((_, family, _)) => {
                             sessions::end_family(conn, &family.id, "logout", t)?
@@ -105,12 +106,17 @@ impl Issuer {
                 .await;
         }
         // Only a token we signed and that has not expired needs denying.
-        let Ok(claims) = self.keys.current().verifier.verify_any_audience(token) else {
+        let Ok(claims) = self
+            .keys
+            .current()
+            .verifier
+            .verify_any_audience(token, clock.now())
+        else {
             return Ok(false);
         };
         self.db
             .run(move |conn| {
-                let t = now();
+                let t = clock.now();
                 revocations::deny(conn, &claims.jti, claims.exp, t)?;
                 let subject = claims.username.as_deref().unwrap_or(&claims.client_id);
                 Event::new(
@@ -127,12 +133,13 @@ impl Issuer {
 
     /// Introspects `token`.
     pub async fn introspect(&self, token: &str) -> anyhow::Result<Introspection> {
+        let clock = self.settings.clock.clone();
         if let Some(rt) = RefreshToken::parse(token) {
             let hash = rt.hash();
             return self
                 .db
                 .run(move |conn| {
-                    Ok(match refresh::find_live(conn, &hash, now())? {
+                    Ok(match refresh::find_live(conn, &hash, clock.now())? {
                         Some((tok, family, user)) => Introspection::Refresh {
                             sub: user.id.to_string(),
                             username: user.username,
@@ -151,7 +158,12 @@ impl Issuer {
                 })
                 .await;
         }
-        let Ok(claims) = self.keys.current().verifier.verify_any_audience(token) else {
+        let Ok(claims) = self
+            .keys
+            .current()
+            .verifier
+            .verify_any_audience(token, clock.now())
+        else {
             return Ok(Introspection::Inactive);
         };
         let registry = self.registry.current();
@@ -177,8 +189,8 @@ pub struct FeedPage {
 /// The revoked access tokens not yet expired after position `after`, at most `limit`. A full
 /// page resumes after its last entry; a short one has seen everything stored so far, so the
 /// next page starts after the highest position (entries are numbered in commit order).
-pub fn feed_page(conn: &mut DbConn, after: i64, limit: i64) -> anyhow::Result<FeedPage> {
-    let (rows, top) = revocations::feed(conn, after, limit, now())?;
+pub fn feed_page(conn: &mut DbConn, after: i64, limit: i64, now: i64) -> anyhow::Result<FeedPage> {
+    let (rows, top) = revocations::feed(conn, after, limit, now)?;
     let next = match rows.last() {
         Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit => last.seq,
         Some(last) => last.seq.max(top),

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::db::audit::{Event, EventKind};
 use crate::db::refresh::{self, FamilyRow};
 use crate::db::users::{self, UserRow};
-use crate::db::{DbConn, now, revocations, write_tx};
+use crate::db::{DbConn, revocations, write_tx};
 use crate::service::time::rfc3339;
 
 /// Why a session operation failed.
@@ -96,12 +96,13 @@ pub fn list(
     conn: &mut DbConn,
     user_id: &str,
     current_jti: Option<&str>,
+    now: i64,
 ) -> Result<Vec<SessionView>, SessionError> {
     let current = match current_jti {
         Some(jti) => refresh::family_of_access_token(conn, jti)?,
         None => None,
     };
-    Ok(refresh::live_families_of_user(conn, user_id, now())?
+    Ok(refresh::live_families_of_user(conn, user_id, now)?
         .into_iter()
         .map(|f| SessionView::of(f, current.as_deref()))
         .collect())
@@ -114,8 +115,9 @@ pub fn end(
     username: &str,
     session_id: &str,
     actor: &str,
+    now: i64,
 ) -> Result<(), SessionError> {
-    let t = now();
+    let t = now;
     write_tx(conn, |conn| -> Result<(), SessionError> {
         let owned = refresh::live_families_of_user(conn, user_id, t)?
             .iter()
@@ -137,8 +139,9 @@ pub fn end_all(
     user_id: &str,
     username: &str,
     actor: &str,
+    now: i64,
 ) -> Result<usize, SessionError> {
-    let t = now();
+    let t = now;
     write_tx(conn, |conn| -> Result<usize, SessionError> {
         let ended = end_user(conn, user_id, "logout everywhere", t)?;
         Event::new(EventKind::SessionsEnded, Some(username), None)

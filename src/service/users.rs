@@ -8,7 +8,7 @@ use crate::db::audit::{Event, EventKind};
 use crate::db::users::{self, NewUser, UserRow};
 use std::net::IpAddr;
 
-use crate::db::{DbConn, is_unique_violation, now, write_tx};
+use crate::db::{DbConn, is_unique_violation, write_tx};
 use crate::domain::{Password, UserId};
 use crate::domain::{Roles, Username};
 use crate::service::Issuer;
@@ -61,9 +61,10 @@ pub fn create(
     password_hash: &str,
     roles: &Roles,
     actor: Option<&str>,
+    now: i64,
 ) -> Result<UserRow, UserError> {
     let id = Uuid::new_v4().to_string();
-    let t = now();
+    let t = now;
     let stored_roles = roles.to_stored();
     let new = NewUser {
         id: &id,
@@ -146,8 +147,9 @@ pub fn update(
     username: &str,
     change: &UserChange,
     actor: Option<&str>,
+    now: i64,
 ) -> Result<(UserRow, usize), UserError> {
-    let t = now();
+    let t = now;
     write_tx(conn, |conn| -> Result<(UserRow, usize), UserError> {
         let user = named(conn, username)?;
         let mut ended = 0;
@@ -183,12 +185,17 @@ pub fn update(
 }
 
 /// Disables a user (see [`update`]); returns how many sessions it ended.
-pub fn disable(conn: &mut DbConn, username: &str, actor: Option<&str>) -> Result<usize, UserError> {
+pub fn disable(
+    conn: &mut DbConn,
+    username: &str,
+    actor: Option<&str>,
+    now: i64,
+) -> Result<usize, UserError> {
     let change = UserChange {
         roles: None,
         disabled: Some(true),
     };
-    update(conn, username, &change, actor).map(|(_, ended)| ended)
+    update(conn, username, &change, actor, now).map(|(_, ended)| ended)
 }
 
 /// An operator's password reset (admin API, CLI): see [`set_password`].
@@ -197,8 +204,9 @@ pub fn reset_password(
     user: &UserRow,
     hash: &str,
     actor: Option<&str>,
+    now: i64,
 ) -> Result<usize, UserError> {
-    set_password(conn, user, hash, EventKind::PasswordReset, actor)
+    set_password(conn, user, hash, EventKind::PasswordReset, actor, now)
 }
 
 /// Stores a new password hash for `user_id` and ends every session of the user (their access
@@ -210,8 +218,9 @@ fn set_password(
     hash: &str,
     event: EventKind,
     actor: Option<&str>,
+    now: i64,
 ) -> Result<usize, UserError> {
-    let t = now();
+    let t = now;
     write_tx(conn, |conn| -> Result<usize, UserError> {
         users::set_password_hash(conn, &user.id, hash, t)?;
         let ended = sessions::end_user(conn, &user.id, "password changed", t)?;
@@ -237,6 +246,7 @@ impl Issuer {
         new: &str,
         source: Option<IpAddr>,
     ) -> Result<(), UserError> {
+        let now = self.settings.clock.now();
         let id = user_id.to_owned();
         let user = self
             .run(move |conn| -> Result<UserRow, UserError> {
@@ -259,13 +269,21 @@ impl Issuer {
             })?;
         // The current password was right: the attempt is given back whatever follows.
         self.db
-            .run(move |conn| Ok(attempt.succeeded(conn, now())?))
+            .run(move |conn| Ok(attempt.succeeded(conn, now)?))
             .await?;
         let new = Password::for_new_user(new, &user.username).map_err(UserError::BadPassword)?;
         let hash = self.hasher.hash(new).await?;
         let name = user.username.clone();
         self.run(move |conn| {
-            set_password(conn, &user, &hash, EventKind::PasswordChanged, Some(&name)).map(|_| ())
+            set_password(
+                conn,
+                &user,
+                &hash,
+                EventKind::PasswordChanged,
+                Some(&name),
+                now,
+            )
+            .map(|_| ())
         })
         .await
     }

@@ -358,7 +358,7 @@ async fn sessions_end_at_their_absolute_age(backend: Backend) {
     // Refresh tokens never outlive their session.
     let fresh = app.login_admin().await;
     let hash = crate::helpers::sha256_hex(fresh["refresh_token"].as_str().unwrap());
-    let now = chrono::Utc::now().timestamp();
+    let now = app.clock.now();
     assert_eq!(
         app.count(&format!(
             "refresh_tokens WHERE token_hash = '{hash}' AND expires_at <= {}",

@@ -10,6 +10,7 @@ use awc::http::StatusCode;
 use clap::Parser as _;
 use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
 use jwt_issuer::cli::{Cli, Options};
+use jwt_issuer::clock::Clock;
 use jwt_issuer::crypto::kek::KeyGen;
 use jwt_issuer::crypto::signing::{Alg, Pkcs8, SigningKey};
 use jwt_issuer::service::passwords::HashProfile;
@@ -144,6 +145,8 @@ fn pooled_keygen(db_url: &str) -> KeyGen {
 
 /// A running instance of the application.
 pub struct TestApp {
+    /// The app's clock: tests move it instead of sleeping.
+    pub clock: Clock,
     pub address: String,
     /// The `--issuer` it runs with (its address unless given).
     pub issuer: String,
@@ -205,9 +208,11 @@ async fn start(
     argv.extend(args.iter().cloned());
     let cli = Cli::try_parse_from(&argv).expect("valid test options");
     let options: Options = cli.options;
+    let clock = Clock::adjustable();
     let tuning = Tuning {
         hashing,
         keygen: pooled_keygen(&db.url),
+        clock: clock.clone(),
     };
     let app = tokio::task::spawn_blocking(move || Application::build_tuned(&options, tuning))
         .await
@@ -224,6 +229,7 @@ async fn start(
         .cloned()
         .unwrap_or_else(|| address.clone());
     TestApp {
+        clock,
         issuer,
         address,
         port,

@@ -22,4 +22,5 @@ mod restart;
 mod revocation;
 mod rotation;
 mod sessions;
+mod time;
 mod wellknown;

@@ -329,9 +329,11 @@ async fn concurrent_rotations_leave_exactly_one_active_key(backend: Backend) {
 }
 
 async fn scheduled_rotation_rotates_by_itself(backend: Backend) {
-    let app = spawn_app_with(&backend, &["--rotate-every", "2s"]).await;
+    let app = spawn_app_with(&backend, &["--rotate-every", "1h"]).await;
     let first = TestApp::kid_of(&app.admin_token().await);
-    let token = eventually(Duration::from_secs(8), "a scheduled rotation", || async {
+    // Not due yet: an hour of the issuer's clock later, it is.
+    app.clock.advance(3601);
+    let token = eventually(Duration::from_secs(5), "a scheduled rotation", || async {
         let token = app.admin_token().await;
         (TestApp::kid_of(&token) != first).then_some(token)
     })
