@@ -52,7 +52,7 @@ pub fn prepare(
     settings.clock = tuning.clock;
     let db = Db::open(&options.database)?;
     let kek = Kek::load_or_create(&settings.keys_dir)?.with_keygen(tuning.keygen);
-    let hasher = PasswordHasher::new(PasswordHasher::default_permits(), tuning.hashing)?;
+    let hasher = PasswordHasher::new(PasswordHasher::default_threads(), tuning.hashing)?;
     let mut conn = db.conn()?;
     ensure_signing_keys(&mut conn, &Custody::new(&kek, &settings))
         .context("preparing signing keys")?;

@@ -1,20 +1,23 @@
-//! Password hashing (argon2id, m=19456 KiB, t=2, p=1) off the async workers, with bounded
-//! concurrency: at most `permits` hashes run at once, so a flood of logins leaves CPU and
-//! threads for JWKS and refresh requests. Unknown users are checked against a dummy hash so
-//! that they cost the same as a wrong password.
+//! Password hashing (argon2id, m=19456 KiB, t=2, p=1) on a fixed set of hashing threads, one
+//! per core, each reusing one argon2 memory area for every hash it computes: however many
+//! logins arrive, the process holds at most (threads × 19 MiB) of argon2 memory, and the
+//! blocking pool (database work) never runs a hash. A bounded queue stands in front: beyond
+//! [`MAX_WAITING`] waiting hashes, new ones are turned away (503). Unknown users are checked
+//! against a dummy hash so that they cost the same as a wrong password.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
-use anyhow::{Context as _, anyhow};
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use anyhow::anyhow;
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use tokio::sync::oneshot;
 
 use crate::domain::Password;
 
-/// Logins allowed to wait for a hashing slot before new ones are turned away.
-const MAX_WAITING: usize = 512;
+/// Hashes allowed to wait for a hashing thread before new ones are turned away.
+pub const MAX_WAITING: usize = 512;
 
 /// Why a hash could not be checked.
 #[derive(Debug, thiserror::Error)]
@@ -22,18 +25,9 @@ pub enum HashError {
     /// Too many logins are already waiting.
     #[error("too many logins in progress")]
     Busy,
-    /// Something broke (a panicked task, a corrupt stored hash).
+    /// Something broke (a stopped hashing thread, a corrupt stored hash).
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-}
-
-/// The shared password hasher.
-#[derive(Clone)]
-pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    dummy_hash: Arc<str>,
-    profile: HashProfile,
 }
 
 /// How costly new password hashes are. A stored hash carries its own parameters, so any hash
@@ -50,21 +44,20 @@ pub enum HashProfile {
 }
 
 impl HashProfile {
-    fn argon2(self) -> anyhow::Result<Argon2<'static>> {
+    fn params(self) -> anyhow::Result<Params> {
         let (m, t) = match self {
             Self::Production => (19_456, 2),
             Self::TestOnly => (64, 1),
         };
-        let params = Params::new(m, t, 1, None).map_err(|e| anyhow!("argon2 parameters: {e}"))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+        Params::new(m, t, 1, None).map_err(|e| anyhow!("argon2 parameters: {e}"))
     }
 
-    /// Hashes a password with a fresh random salt, blocking the calling thread.
+    /// Hashes a password with a fresh random salt, blocking the calling thread, in memory of
+    /// its own (start-up and CLI; the service hashes on its hashing threads).
     pub fn hash(self, password: &Password) -> anyhow::Result<String> {
-        self.argon2()?
-            .hash_password(password.expose())
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow!("hashing a password: {e}"))
+        let params = self.params()?;
+        let mut memory = vec![Block::default(); params.block_count()];
+        hash_into(&params, password, &mut memory)
     }
 }
 
@@ -73,28 +66,123 @@ pub fn hash_blocking(password: &Password) -> anyhow::Result<String> {
     HashProfile::Production.hash(password)
 }
 
-fn verify_blocking(password: &Password, hash: &str) -> bool {
-    // The hash's own parameters decide; the profile only chooses how new hashes are made.
-    match argon2::PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.expose(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+fn argon2id(params: Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A new PHC hash string of `password` under `params`, computed in `memory`.
+fn hash_into(
+    params: &Params,
+    password: &Password,
+    memory: &mut Vec<Block>,
+) -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|e| anyhow!("reading the OS random generator: {e}"))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    grow(memory, params.block_count());
+    argon2id(params.clone())
+        .hash_password_into_with_memory(password.expose(), &salt, &mut out, memory.as_mut_slice())
+        .map_err(|e| anyhow!("hashing a password: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| anyhow!("{e}"))?,
+        salt: Some(Salt::new(&salt).map_err(|e| anyhow!("{e}"))?),
+        hash: Some(Output::new(&out).map_err(|e| anyhow!("{e}"))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `stored`, recomputed in `memory` under the
+/// stored hash's own parameters; compared in constant time. A malformed hash never matches.
+fn verify_into(password: &Password, stored: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(params), Ok(algorithm)) = (
+        Params::try_from(&parsed),
+        Algorithm::try_from(parsed.algorithm.as_str()),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    grow(memory, params.block_count());
+    let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.expose(),
+        salt.as_ref(),
+        &mut out,
+        memory.as_mut_slice(),
+    );
+    computed.is_ok()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok()
+}
+
+/// Makes `memory` at least `blocks` long; it never shrinks, so a thread allocates once.
+fn grow(memory: &mut Vec<Block>, blocks: usize) {
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
     }
 }
 
+/// One piece of work for a hashing thread.
+enum Job {
+    Hash {
+        password: Password,
+        reply: oneshot::Sender<anyhow::Result<String>>,
+    },
+    Verify {
+        password: Password,
+        stored: String,
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// The shared password hasher: a handle on the hashing threads.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    queue: SyncSender<Job>,
+    waiting: Arc<AtomicUsize>,
+    dummy_hash: Arc<str>,
+    profile: HashProfile,
+}
+
 impl PasswordHasher {
-    /// A hasher running at most `permits` hashes at once, making new hashes with `profile`.
-    pub fn new(permits: usize, profile: HashProfile) -> anyhow::Result<Self> {
+    /// A hasher with `threads` hashing threads, making new hashes with `profile`.
+    pub fn new(threads: usize, profile: HashProfile) -> anyhow::Result<Self> {
+        let (queue, jobs) = mpsc::sync_channel::<Job>(MAX_WAITING);
+        let jobs = Arc::new(Mutex::new(jobs));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let params = profile.params()?;
+        for i in 0..threads.max(1) {
+            let (jobs, waiting, params) = (jobs.clone(), waiting.clone(), params.clone());
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || work(&jobs, &waiting, &params))
+                .map_err(|e| anyhow!("starting a hashing thread: {e}"))?;
+        }
         let dummy =
             Password::for_login("dummy password for unknown users").map_err(|e| anyhow!(e))?;
         Ok(Self {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
+            queue,
+            waiting,
             // Same profile as real hashes: an unknown user costs what a wrong password does.
             dummy_hash: profile.hash(&dummy)?.into(),
             profile,
         })
+    }
+
+    /// One hashing thread per core: hashing is all CPU, and the threads only run when there is
+    /// hashing to do.
+    pub fn default_threads() -> usize {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     }
 
     /// Hashes a new password on the calling thread (start-up, before serving).
@@ -102,16 +190,13 @@ impl PasswordHasher {
         self.profile.hash(password)
     }
 
-    /// One slot per core but one, so a core stays free for everything else.
-    pub fn default_permits() -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-    }
-
     /// Hashes a new password.
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
-        let profile = self.profile;
-        self.run(move || profile.hash(&password))
-            .await?
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Hash { password, reply })?;
+        answer
+            .await
+            .map_err(|_| HashError::Internal(anyhow!("the hashing thread stopped")))?
             .map_err(HashError::Internal)
     }
 
@@ -122,46 +207,66 @@ impl PasswordHasher {
         password: Password,
         hash: Option<String>,
     ) -> Result<bool, HashError> {
-        let dummy = self.dummy_hash.clone();
-        self.run(move || match hash {
-            Some(h) => verify_blocking(&password, &h),
-            None => {
-                verify_blocking(&password, &dummy);
-                false
-            }
-        })
-        .await
+        let real = hash.is_some();
+        let stored = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Verify {
+            password,
+            stored,
+            reply,
+        })?;
+        let matched = answer
+            .await
+            .map_err(|_| HashError::Internal(anyhow!("the hashing thread stopped")))?;
+        Ok(real && matched)
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, HashError> {
-        struct Waiting<'a>(&'a AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::Relaxed);
+    fn submit(&self, job: Job) -> Result<(), HashError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        match self.queue.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Err(match e {
+                    TrySendError::Full(_) => HashError::Busy,
+                    TrySendError::Disconnected(_) => {
+                        HashError::Internal(anyhow!("the hashing threads stopped"))
+                    }
+                })
             }
         }
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(HashError::Busy);
+    }
+
+    /// How many hashes are queued or running now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// A hashing thread: takes jobs until every handle is gone, in one memory area of its own.
+fn work(jobs: &Mutex<mpsc::Receiver<Job>>, waiting: &AtomicUsize, params: &Params) {
+    let mut memory: Vec<Block> = Vec::new();
+    loop {
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else {
+            return;
+        };
+        match job {
+            Job::Hash { password, reply } => {
+                let _ = reply.send(hash_into(params, &password, &mut memory));
+            }
+            Job::Verify {
+                password,
+                stored,
+                reply,
+            } => {
+                let _ = reply.send(verify_into(&password, &stored, &mut memory));
+            }
         }
-        let guard = Waiting(&self.waiting);
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Internal(anyhow!("hasher closed")))?;
-        drop(guard);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            f()
-        })
-        .await
-        .context("password hashing task panicked")
-        .map_err(HashError::Internal)
+        waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -191,11 +296,33 @@ mod tests {
         assert!(real.verify(pw.clone(), Some(hash)).await.unwrap());
         let strong = real.hash(pw.clone()).await.unwrap();
         assert!(cheap.verify(pw, Some(strong)).await.unwrap());
+        let garbage = Some("garbage".to_owned());
         assert!(
             !cheap
-                .verify(Password::for_login("x").unwrap(), Some("garbage".into()))
+                .verify(Password::for_login("x").unwrap(), garbage)
                 .await
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn hashes_made_elsewhere_verify_here() {
+        // A hash the argon2 crate itself made (as every stored hash was, before these threads).
+        use argon2::password_hash::PasswordHasher as _;
+        let stored = argon2id(HashProfile::TestOnly.params().unwrap())
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string();
+        let mut memory = Vec::new();
+        assert!(verify_into(
+            &Password::for_login("correct horse").unwrap(),
+            &stored,
+            &mut memory
+        ));
+        assert!(!verify_into(
+            &Password::for_login("wrong").unwrap(),
+            &stored,
+            &mut memory
+        ));
     }
 }
