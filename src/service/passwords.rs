@@ -132,6 +132,14 @@ fn grow(memory: &mut Vec<Block>, blocks: usize) {
     }
 }
 
+/// Gives back whatever of `memory` lies beyond `blocks`.
+fn release_excess(memory: &mut Vec<Block>, blocks: usize) {
+    if memory.len() > blocks {
+        memory.truncate(blocks);
+        memory.shrink_to_fit();
+    }
+}
+
 /// One piece of work for a hashing thread.
 enum Job {
     Hash {
@@ -266,6 +274,9 @@ fn work(jobs: &Mutex<mpsc::Receiver<Job>>, waiting: &AtomicUsize, params: &Param
                 let _ = reply.send(verify_into(&password, &stored, &mut memory));
             }
         }
+        // A stored hash made under costlier parameters than ours borrows more memory for one
+        // job; it goes back at once, so the bound in the module doc holds whatever is stored.
+        release_excess(&mut memory, params.block_count());
         waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -303,6 +314,19 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn a_costlier_stored_hash_borrows_memory_for_one_job_only() {
+        let cheap = HashProfile::TestOnly.params().unwrap();
+        let pw = Password::for_login("correct horse").unwrap();
+        let stored = HashProfile::Production.hash(&pw).unwrap();
+        let mut memory = Vec::new();
+        assert!(verify_into(&pw, &stored, &mut memory));
+        assert_eq!(memory.len(), 19_456);
+        release_excess(&mut memory, cheap.block_count());
+        assert_eq!(memory.len(), cheap.block_count());
+        assert!(memory.capacity() < 19_456);
     }
 
     #[test]
