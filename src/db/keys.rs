@@ -59,7 +59,7 @@ pub fn insert(conn: &mut DbConn, row: &KeyRow) -> QueryResult<()> {
     use diesel::dsl::max;
     let last: Option<i64> = signing_keys::table
         .select(max(signing_keys::seq))
-        .first(conn)?;
+        .get_result(conn)?;
     let row = KeyRow {
         seq: last.unwrap_or(0) + 1,
         ..row.clone()
@@ -123,7 +123,7 @@ pub fn find(conn: &mut DbConn, kid: &str) -> QueryResult<Option<KeyRow>> {
     signing_keys::table
         .find(kid)
         .select(KeyRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -85,7 +85,7 @@ pub fn find(
             FamilyRow::as_select(),
             UserRow::as_select(),
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -140,7 +140,7 @@ pub fn family_of_access_token(conn: &mut DbConn, jti: &str) -> QueryResult<Optio
     issued_access_tokens::table
         .find(jti)
         .select(issued_access_tokens::family_id)
-        .first::<Option<String>>(conn)
+        .get_result::<Option<String>>(conn)
         .optional()
         .map(Option::flatten)
 }

@@ -57,7 +57,7 @@ pub fn client(conn: &mut DbConn, id: &str) -> QueryResult<Option<ClientRow>> {
     clients::table
         .find(id)
         .select(ClientRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

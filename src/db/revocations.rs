@@ -75,7 +75,9 @@ pub fn feed(
     limit: i64,
     now: i64,
 ) -> QueryResult<(Vec<Revoked>, i64)> {
-    let top: Option<i64> = rat::table.select(diesel::dsl::max(rat::seq)).first(conn)?;
+    let top: Option<i64> = rat::table
+        .select(diesel::dsl::max(rat::seq))
+        .get_result(conn)?;
     let rows = rat::table
         .filter(rat::seq.gt(after))
         .filter(rat::exp.gt(now))

@@ -1,13 +1,17 @@
 //! Password hashing (argon2id, m=19456 KiB, t=2, p=1) on a fixed set of hashing threads, one
-//! per core, each reusing one argon2 memory area for every hash it computes: however many
-//! logins arrive, the process holds at most (threads × 19 MiB) of argon2 memory, and the
-//! blocking pool (database work) never runs a hash. A bounded queue stands in front: beyond
+//! per core, at the lowest scheduling priority (so a login flood uses every idle cycle but
+//! never delays token refreshes or JWKS reads), reusing argon2 memory areas from one shared
+//! set: however many logins arrive, the process holds at most (threads × 19 MiB) of argon2
+//! memory, and the blocking pool (database work) never runs a hash. Once the threads have had
+//! nothing to do for [`IDLE_RELEASE`], the areas go back to the operating system, so memory
+//! returns to its idle level after a burst. A bounded queue stands in front: beyond
 //! [`MAX_WAITING`] waiting hashes, new ones are turned away (503). Unknown users are checked
 //! against a dummy hash so that they cost the same as a wrong password.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::anyhow;
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
@@ -18,6 +22,16 @@ use crate::domain::Password;
 
 /// Hashes allowed to wait for a hashing thread before new ones are turned away.
 pub const MAX_WAITING: usize = 512;
+
+/// How long the hashing threads must have had no work before their memory areas are freed.
+pub const IDLE_RELEASE: Duration = Duration::from_secs(2);
+
+/// The address space reserved for each argon2 memory area. glibc serves a large allocation
+/// from its heap, where a free does not return it to the system, once a freed mapping of that
+/// size has raised its mmap threshold; the threshold never rises above 32 MiB (its
+/// `DEFAULT_MMAP_THRESHOLD_MAX`), so an area reserved above that is always a mapping of its own,
+/// unmapped when dropped. Only the pages a hash touches (19 MiB) become resident.
+const AREA_RESERVE_BYTES: usize = 33 << 20;
 
 /// Why a hash could not be checked.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +70,7 @@ impl HashProfile {
     /// its own (start-up and CLI; the service hashes on its hashing threads).
     pub fn hash(self, password: &Password) -> anyhow::Result<String> {
         let params = self.params()?;
-        let mut memory = vec![Block::default(); params.block_count()];
+        let mut memory = new_area(params.block_count());
         hash_into(&params, password, &mut memory)
     }
 }
@@ -125,18 +139,22 @@ fn verify_into(password: &Password, stored: &str, memory: &mut Vec<Block>) -> bo
         && aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok()
 }
 
-/// Makes `memory` at least `blocks` long; it never shrinks, so a thread allocates once.
-fn grow(memory: &mut Vec<Block>, blocks: usize) {
-    if memory.len() < blocks {
-        memory.resize(blocks, Block::default());
-    }
+/// A memory area of `blocks` argon2 blocks, in a mapping of its own (see
+/// [`AREA_RESERVE_BYTES`]).
+fn new_area(blocks: usize) -> Vec<Block> {
+    let mut area = Vec::with_capacity(blocks.max(AREA_RESERVE_BYTES / Block::SIZE));
+    area.resize(blocks, Block::default());
+    area
 }
 
-/// Gives back whatever of `memory` lies beyond `blocks`.
-fn release_excess(memory: &mut Vec<Block>, blocks: usize) {
-    if memory.len() > blocks {
-        memory.truncate(blocks);
-        memory.shrink_to_fit();
+/// Makes `memory` at least `blocks` long.
+fn grow(memory: &mut Vec<Block>, blocks: usize) {
+    if memory.len() < blocks {
+        if memory.capacity() < blocks {
+            *memory = new_area(blocks);
+        } else {
+            memory.resize(blocks, Block::default());
+        }
     }
 }
 
@@ -158,6 +176,7 @@ enum Job {
 pub struct PasswordHasher {
     queue: SyncSender<Job>,
     waiting: Arc<AtomicUsize>,
+    areas: Arc<Areas>,
     dummy_hash: Arc<str>,
     profile: HashProfile,
 }
@@ -165,15 +184,33 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     /// A hasher with `threads` hashing threads, making new hashes with `profile`.
     pub fn new(threads: usize, profile: HashProfile) -> anyhow::Result<Self> {
+        Self::with_idle_release(threads, profile, IDLE_RELEASE)
+    }
+
+    fn with_idle_release(
+        threads: usize,
+        profile: HashProfile,
+        idle_release: Duration,
+    ) -> anyhow::Result<Self> {
         let (queue, jobs) = mpsc::sync_channel::<Job>(MAX_WAITING);
         let jobs = Arc::new(Mutex::new(jobs));
         let waiting = Arc::new(AtomicUsize::new(0));
         let params = profile.params()?;
+        let areas = Arc::new(Areas {
+            blocks: params.block_count(),
+            idle: Mutex::new(Vec::new()),
+        });
         for i in 0..threads.max(1) {
-            let (jobs, waiting, params) = (jobs.clone(), waiting.clone(), params.clone());
+            let thread = Worker {
+                jobs: jobs.clone(),
+                waiting: waiting.clone(),
+                areas: areas.clone(),
+                params: params.clone(),
+                idle_release,
+            };
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || work(&jobs, &waiting, &params))
+                .spawn(move || thread.run())
                 .map_err(|e| anyhow!("starting a hashing thread: {e}"))?;
         }
         let dummy =
@@ -181,6 +218,7 @@ impl PasswordHasher {
         Ok(Self {
             queue,
             waiting,
+            areas,
             // Same profile as real hashes: an unknown user costs what a wrong password does.
             dummy_hash: profile.hash(&dummy)?.into(),
             profile,
@@ -249,35 +287,120 @@ impl PasswordHasher {
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
+
+    /// How many argon2 memory areas are kept between jobs now (none once the threads idle).
+    pub fn idle_areas(&self) -> usize {
+        self.areas.idle.lock().map_or(0, |idle| idle.len())
+    }
 }
 
-/// A hashing thread: takes jobs until every handle is gone, in one memory area of its own.
-fn work(jobs: &Mutex<mpsc::Receiver<Job>>, waiting: &AtomicUsize, params: &Params) {
-    let mut memory: Vec<Block> = Vec::new();
-    loop {
-        let job = match jobs.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else {
-            return;
-        };
-        match job {
-            Job::Hash { password, reply } => {
-                let _ = reply.send(hash_into(params, &password, &mut memory));
-            }
-            Job::Verify {
-                password,
-                stored,
-                reply,
-            } => {
-                let _ = reply.send(verify_into(&password, &stored, &mut memory));
-            }
+/// The argon2 memory areas not in use by a job: at most one per thread, since a thread takes
+/// one for each job and puts it back after.
+struct Areas {
+    /// The size of an area for the configured parameters.
+    blocks: usize,
+    idle: Mutex<Vec<Vec<Block>>>,
+}
+
+impl Areas {
+    fn take(&self) -> Vec<Block> {
+        let kept = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        kept.unwrap_or_else(|| new_area(self.blocks))
+    }
+
+    /// Keeps `area` for the next job, unless a stored hash made under costlier parameters
+    /// than ours made it bigger: that memory goes back at once, so the bound in the module
+    /// doc holds whatever is stored.
+    fn put_back(&self, area: Vec<Block>) {
+        if area.len() <= self.blocks
+            && let Ok(mut idle) = self.idle.lock()
+        {
+            idle.push(area);
         }
-        // A stored hash made under costlier parameters than ours borrows more memory for one
-        // job; it goes back at once, so the bound in the module doc holds whatever is stored.
-        release_excess(&mut memory, params.block_count());
-        waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn release(&self) {
+        let freed = self.idle.lock().map(|mut idle| std::mem::take(&mut *idle));
+        drop(freed);
+    }
+}
+
+/// A hashing thread.
+struct Worker {
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    waiting: Arc<AtomicUsize>,
+    areas: Arc<Areas>,
+    params: Params,
+    idle_release: Duration,
+}
+
+impl Worker {
+    /// Takes jobs until every handle is gone.
+    fn run(self) {
+        lower_priority();
+        loop {
+            let next = match self.jobs.lock() {
+                Ok(receiver) => receiver.recv_timeout(self.idle_release),
+                Err(_) => return,
+            };
+            let job = match next {
+                Ok(job) => job,
+                // Only the thread holding the queue waits with a timeout; when it expires, no
+                // job has arrived for that long.
+                Err(RecvTimeoutError::Timeout) => {
+                    self.areas.release();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut memory = self.areas.take();
+            // The area goes back before the answer, so that a caller who has its answer finds
+            // the memory already kept (or freed).
+            let answer = match job {
+                Job::Hash { password, reply } => {
+                    Answer::Hashed(reply, hash_into(&self.params, &password, &mut memory))
+                }
+                Job::Verify {
+                    password,
+                    stored,
+                    reply,
+                } => Answer::Verified(reply, verify_into(&password, &stored, &mut memory)),
+            };
+            self.areas.put_back(memory);
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            // A caller that went away (a closed connection) no longer wants its answer.
+            let _ = match answer {
+                Answer::Hashed(reply, hashed) => reply.send(hashed).map_err(drop),
+                Answer::Verified(reply, matched) => reply.send(matched).map_err(drop),
+            };
+        }
+    }
+}
+
+/// A finished job's result, with where it goes.
+enum Answer {
+    Hashed(
+        oneshot::Sender<anyhow::Result<String>>,
+        anyhow::Result<String>,
+    ),
+    Verified(oneshot::Sender<bool>, bool),
+}
+
+/// Puts the calling thread at the lowest priority of the normal scheduler (SCHED_BATCH, nice
+/// 19): hashes then take whatever CPU the request workers leave, instead of competing with
+/// them. Not fatal when refused: hashing only loses its manners.
+fn lower_priority() {
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+        thread_native_id,
+    };
+    let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+    if let Err(e) = set_thread_priority_and_policy(
+        thread_native_id(),
+        thread_priority::ThreadPriority::Min,
+        batch,
+    ) {
+        tracing::warn!(error = ?e, "could not lower the priority of a hashing thread");
     }
 }
 
@@ -321,12 +444,68 @@ mod tests {
         let cheap = HashProfile::TestOnly.params().unwrap();
         let pw = Password::for_login("correct horse").unwrap();
         let stored = HashProfile::Production.hash(&pw).unwrap();
-        let mut memory = Vec::new();
+        let areas = Areas {
+            blocks: cheap.block_count(),
+            idle: Mutex::default(),
+        };
+        let mut memory = areas.take();
         assert!(verify_into(&pw, &stored, &mut memory));
         assert_eq!(memory.len(), 19_456);
-        release_excess(&mut memory, cheap.block_count());
-        assert_eq!(memory.len(), cheap.block_count());
-        assert!(memory.capacity() < 19_456);
+        areas.put_back(memory);
+        assert_eq!(areas.idle.lock().unwrap().len(), 0, "the big area was kept");
+        let small = areas.take();
+        assert_eq!(small.len(), cheap.block_count());
+        areas.put_back(small);
+        assert_eq!(areas.idle.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn memory_is_kept_while_busy_and_freed_once_idle() {
+        let idle = Duration::from_secs(1);
+        let hasher = PasswordHasher::with_idle_release(2, HashProfile::TestOnly, idle).unwrap();
+        let pw = Password::for_login("correct horse").unwrap();
+        for _ in 0..3 {
+            hasher.verify(pw.clone(), None).await.unwrap();
+            assert_eq!(
+                hasher.idle_areas(),
+                1,
+                "one area serves one job after another"
+            );
+        }
+        // The release runs on a hashing thread's own timer (not the injectable clock: it is
+        // about the process's memory, not about tokens), so this waits for it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while hasher.idle_areas() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle area was never freed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            hasher.verify(pw, None).await.is_ok(),
+            "a new area serves the next job"
+        );
+    }
+
+    #[test]
+    fn hashing_threads_run_at_the_lowest_priority() {
+        std::thread::spawn(|| {
+            lower_priority();
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+            // stat(5): field 19 is the nice value, field 41 the policy (3 = SCHED_BATCH).
+            assert_eq!((fields[19 - 3], fields[41 - 3]), ("19", "3"), "{stat}");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn areas_are_mappings_of_their_own() {
+        let area = new_area(19_456);
+        assert_eq!(area.len(), 19_456);
+        assert!(area.capacity() * Block::SIZE > 32 << 20);
     }
 
     #[test]

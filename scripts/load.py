@@ -1,0 +1,476 @@
+#!/usr/bin/env python3
+"""The load harness: jwt-issuer's throughput, latency and memory under load, beside the
+machine's own limits measured in the same run (and, with --peers, djangorestframework-simplejwt
+and node-oidc-provider on the same machine).
+
+    cargo build --release
+    python3 scripts/load.py                       # SQLite: every row, the mixed workload, RSS
+    python3 scripts/load.py --postgres postgres://postgres@127.0.0.1:5432   # PostgreSQL too
+    python3 scripts/load.py --peers               # simplejwt and oidc-provider beside us
+    python3 scripts/load.py memory                # the memory bound only; exit 1 if broken
+
+Needs wrk (Debian: apt-get install wrk), python3 and, for the limits, openssl; --peers also
+needs pip and npm (it installs the peers into a temporary folder). Every row is `wrk -t2 -c32`
+for 10 s after a 3 s warm-up, on loopback. The server runs with login throttling relaxed (one
+address logs in thousands of times); everything else is as shipped.
+
+Rows: password login (argon2id m=19456 t=2 p=1); refresh with RS256 and ES256 keys (each
+request presents a live refresh token and gets its successor); JWKS; the mixed workload (a
+login flood of 32 connections, plus a steady 200 JWKS reads/s and 100 refreshes/s whose p99
+is measured). RSS: at start-up; idle, at rest after a short warm-up burst (which opens every
+pooled database connection); the peak over every row; and after the load, once back within
+10% of idle or after 15 s. The memory bound: the peak never above 64 MiB + hashing threads x
+19 MiB, after within 10% of idle, and idle less than one argon2 area (19 MiB) above start-up,
+since idle hashing threads hold no argon2 memory.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+LUA = os.path.join(HERE, "load")
+ARGON2_MIB = 19
+SECONDS, WARMUP, CONNS, THREADS = 10, 3, 32, 2
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post_form(url, form, timeout=60):
+    req = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode())
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.load(r)
+
+
+class Server:
+    """One jwt-issuer process on a fresh database."""
+
+    def __init__(self, binary, database, alg, work):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.keys = os.path.join(work, f"keys-{self.port}")
+        self.args = [binary, "serve", "--bind", f"127.0.0.1:{self.port}", "--database", database,
+                     "--keys-dir", self.keys, "--alg", alg,
+                     "--throttle-per-address", "100000",
+                     "--throttle-per-user-address", "10000",
+                     "--throttle-per-user", "1000000"]
+        self.log = open(os.path.join(work, f"server-{self.port}.log"), "ab")
+        self.start()
+        with open(os.path.join(self.keys, "initial-admin-password")) as f:
+            self.password = f.read().strip()
+
+    def start(self):
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(self.base + "/healthz", timeout=1)
+                return
+            except Exception:
+                if self.proc.poll() is not None:
+                    sys.exit(f"jwt-issuer exited at start-up; see {self.log.name}")
+                time.sleep(0.1)
+        sys.exit("jwt-issuer did not start within 60 s")
+
+    def rss_mib(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS"):
+                        return int(line.split()[1]) / 1024
+        except FileNotFoundError:
+            pass
+        return 0.0
+
+    def login(self):
+        return post_form(self.base + "/oauth/token", {
+            "grant_type": "password", "username": "admin", "password": self.password})
+
+    def refresh_tokens(self, n):
+        tokens, lock = [], threading.Lock()
+
+        def worker(count):
+            for _ in range(count):
+                token = self.login()["refresh_token"]
+                with lock:
+                    tokens.append(token)
+        workers = [threading.Thread(target=worker, args=(n // 8,)) for _ in range(8)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return tokens
+
+    def warm(self):
+        """Brings the server to its idle state as a service that has served traffic: a short
+        burst of logins at 64 connections (which opens every pooled database connection and
+        its cache, and the workers' buffers), one refresh and one JWKS read, then a pause longer
+        than the hashing threads' idle release (2 s). RSS right after start-up is lower by those
+        one-time allocations; `fresh` keeps it for the record."""
+        self.fresh = self.rss_mib()
+        wrk(self.base + "/oauth/token", "login.lua", {
+            "LOAD_USERNAME": "admin", "LOAD_PASSWORD": self.password},
+            seconds=3, warmup=0, conns=64)
+        refresh = self.login()["refresh_token"]
+        post_form(self.base + "/oauth/token", {"grant_type": "refresh_token", "refresh_token": refresh})
+        urllib.request.urlopen(self.base + "/.well-known/jwks.json").read()
+        time.sleep(3)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Peak:
+    """Samples a process's RSS every 20 ms while a block runs."""
+
+    def __init__(self, rss):
+        self.rss, self.peak, self.stop = rss, 0.0, threading.Event()
+
+    def __enter__(self):
+        def watch():
+            while not self.stop.is_set():
+                self.peak = max(self.peak, self.rss())
+                time.sleep(0.02)
+        self.thread = threading.Thread(target=watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def wrk(url, script, env=None, seconds=SECONDS, warmup=WARMUP, conns=CONNS, background=False,
+        warmup_env=None):
+    """Runs wrk (after a warm-up run, with `warmup_env` over `env` if given) and returns its
+    figures with the rate."""
+    cmd = ["wrk", f"-t{THREADS}", f"-c{conns}", "--timeout", "10s", "-s", os.path.join(LUA, script)]
+    full_env = dict(os.environ, LOAD_THREADS=str(THREADS), **(env or {}))
+    if warmup:
+        subprocess.run(cmd + [f"-d{warmup}s", url], env=dict(full_env, **(warmup_env or {})),
+                       check=True, capture_output=True)
+
+    def measured():
+        out = subprocess.run(cmd + [f"-d{seconds}s", url], env=full_env, check=True,
+                             capture_output=True, text=True).stdout
+        match = re.search(r"^RESULT (.*)$", out, re.M)
+        if not match:
+            sys.exit(f"wrk printed no result:\n{out}")
+        result = json.loads(match.group(1))
+        result["rate"] = result["requests"] / result["seconds"]
+        return result
+    if background:
+        box = {}
+        thread = threading.Thread(target=lambda: box.update(measured()))
+        thread.start()
+        return thread, box
+    return measured()
+
+
+def steady(rate, seconds, make_request):
+    """Sends `rate` requests per second for `seconds` on one keep-alive connection per 50/s,
+    each at its own fixed schedule; returns the latencies in ms and the failures."""
+    latencies, failures, lock = [], [0], threading.Lock()
+    per_conn = 50
+    conns = max(1, rate // per_conn)
+
+    def worker():
+        state = {}
+        interval = conns / rate
+        start = time.perf_counter()
+        sent = 0
+        while True:
+            due = start + sent * interval
+            now = time.perf_counter()
+            if now - start > seconds:
+                return
+            if due > now:
+                time.sleep(due - now)
+            t0 = time.perf_counter()
+            ok = make_request(state)
+            took = (time.perf_counter() - t0) * 1000
+            with lock:
+                latencies.append(took)
+                failures[0] += 0 if ok else 1
+            sent += 1
+    workers = [threading.Thread(target=worker) for _ in range(conns)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return latencies, failures[0]
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))] if values else float("nan")
+
+
+def connection(server, state):
+    if "conn" not in state:
+        state["conn"] = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    return state["conn"]
+
+
+def jwks_request(server):
+    def do(state):
+        conn = connection(server, state)
+        conn.request("GET", "/.well-known/jwks.json")
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
+    return do
+
+
+def refresh_request(server, tokens):
+    def do(state):
+        if "token" not in state:
+            state["token"] = tokens.pop()
+        conn = connection(server, state)
+        body = urllib.parse.urlencode({"grant_type": "refresh_token", "refresh_token": state["token"]})
+        conn.request("POST", "/oauth/token", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        response = conn.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            return False
+        state["token"] = json.loads(answer)["refresh_token"]
+        return True
+    return do
+
+
+def settle(server, idle, limit=15):
+    """Waits up to `limit` s for RSS to come back within 10% of idle; returns the last reading."""
+    deadline = time.time() + limit
+    while True:
+        rss = server.rss_mib()
+        if rss <= idle * 1.10 or time.time() > deadline:
+            return rss
+        time.sleep(0.5)
+
+
+def machine_limits(cores):
+    limits = {}
+    if shutil.which("openssl"):
+        out = subprocess.run(["openssl", "speed", "-seconds", "3", "rsa2048", "ecdsap256"],
+                             capture_output=True, text=True).stdout
+        rsa = re.search(r"^rsa\s+2048 bits\s+\S+\s+\S+\s+([\d.]+)", out, re.M)
+        ec = re.search(r"^\s*256 bits ecdsa \(nistp256\)\s+\S+\s+\S+\s+([\d.]+)", out, re.M)
+        if rsa:
+            limits["rsa2048_signs_per_core"] = float(rsa.group(1))
+        if ec:
+            limits["p256_signs_per_core"] = float(ec.group(1))
+    out = subprocess.run(["cargo", "bench", "-q", "--bench", "hashing"], cwd=ROOT,
+                         capture_output=True, text=True)
+    match = re.search(r"(\d+) hashing threads: ([\d.]+) hashes/s", out.stdout)
+    if not match:
+        sys.exit(f"cargo bench --bench hashing failed:\n{out.stdout}{out.stderr}")
+    limits["hash_threads"] = int(match.group(1))
+    limits["argon2_hashes_per_s"] = float(match.group(2))
+    limits["cores"] = cores
+    return limits
+
+
+def run_backend(args, backend, database_for, work, limits):
+    """Every row against one backend; returns its results."""
+    rows = {}
+    bound = 64 + limits["hash_threads"] * ARGON2_MIB
+    peaks = []
+    for alg in ("RS256", "ES256"):
+        server = Server(args.binary, database_for(alg), alg, work)
+        try:
+            server.warm()
+            idle = server.rss_mib()
+            # A token is used once: the warm-up and the measured run each get their own.
+            token_files = []
+            for run in ("warm-up", "measured"):
+                token_files.append(os.path.join(work, f"tokens-{backend}-{alg}-{run}"))
+                with open(token_files[-1], "w") as f:
+                    f.write("\n".join(server.refresh_tokens(128)) + "\n")
+            url = server.base + "/oauth/token"
+            with Peak(server.rss_mib) as peak:
+                rows[f"refresh {alg}"] = wrk(url, "refresh.lua", {"LOAD_TOKENS": token_files[1]},
+                                             warmup_env={"LOAD_TOKENS": token_files[0]})
+                if alg == "RS256":
+                    rows["login"] = wrk(url, "login.lua", {
+                        "LOAD_USERNAME": "admin", "LOAD_PASSWORD": server.password})
+                    rows["jwks"] = wrk(server.base + "/.well-known/jwks.json", "get.lua")
+                    rows["mixed"] = mixed(server)
+            after = settle(server, idle)
+            peaks.append(peak.peak)
+            rows[f"rss {alg}"] = {"fresh": server.fresh, "idle": idle, "peak": peak.peak,
+                                  "after": after}
+            print(f"  {backend} {alg}: done", file=sys.stderr)
+        finally:
+            server.stop()
+    rows["memory_ok"] = all(
+        r["peak"] <= bound and r["after"] <= r["idle"] * 1.10 and r["idle"] - r["fresh"] < ARGON2_MIB
+        for k, r in rows.items() if k.startswith("rss "))
+    rows["bound_mib"] = bound
+    return rows
+
+
+def mixed(server):
+    """A login flood (wrk, 32 connections) with a steady JWKS and refresh load beside it."""
+    tokens = server.refresh_tokens(8)
+    thread, flood = wrk(server.base + "/oauth/token", "login.lua", {
+        "LOAD_USERNAME": "admin", "LOAD_PASSWORD": server.password}, warmup=0, background=True)
+    time.sleep(1)
+    out = {}
+    steadies = [
+        ("jwks", threading.Thread(target=lambda: out.update(
+            jwks=steady(200, SECONDS - 2, jwks_request(server))))),
+        ("refresh", threading.Thread(target=lambda: out.update(
+            refresh=steady(100, SECONDS - 2, refresh_request(server, tokens))))),
+    ]
+    for _, t in steadies:
+        t.start()
+    for _, t in steadies:
+        t.join()
+    thread.join()
+    result = {"login": flood}
+    for name in ("jwks", "refresh"):
+        latencies, failures = out[name]
+        result[name] = {"requests": len(latencies), "failures": failures,
+                        "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
+    return result
+
+
+def memory_check(args, work):
+    """The memory bound alone (CI): a login burst, then RSS back to within 10% of idle."""
+    cores = os.cpu_count() or 1
+    bound = 64 + cores * ARGON2_MIB
+    server = Server(args.binary, f"sqlite://{work}/memory.db", "RS256", work)
+    try:
+        server.warm()
+        idle = server.rss_mib()
+        with Peak(server.rss_mib) as peak:
+            login = wrk(server.base + "/oauth/token", "login.lua", {
+                "LOAD_USERNAME": "admin", "LOAD_PASSWORD": server.password},
+                seconds=8, warmup=0, conns=64)
+        after = settle(server, idle)
+    finally:
+        server.stop()
+    print(f"login burst: {login['rate']:.1f}/s at 64 connections, p99 {login['p99_ms']:.0f} ms; "
+          f"RSS at start-up {server.fresh:.1f} MiB, idle {idle:.1f} MiB, peak {peak.peak:.1f} MiB (bound {bound} MiB), "
+          f"after {after:.1f} MiB (within 10% of idle: <= {idle * 1.1:.1f})")
+    failed = []
+    if peak.peak > bound:
+        failed.append(f"peak RSS {peak.peak:.1f} MiB above the bound {bound} MiB")
+    if after > idle * 1.10:
+        failed.append(f"RSS {after:.1f} MiB did not come back within 10% of idle {idle:.1f} MiB")
+    if idle - server.fresh >= ARGON2_MIB:
+        failed.append(f"at rest the server holds {idle - server.fresh:.1f} MiB more than at start-up: "
+                      "a hashing thread kept its argon2 memory")
+    if login["requests"] == 0 or login["non2xx"] or login["socket_errors"]:
+        failed.append(f"failed logins: {login}")
+    if failed:
+        sys.exit("memory check failed: " + "; ".join(failed))
+
+
+def table(results):
+    lim = results["limits"]
+    lines = [f"Machine: {lim['cores']} cores; RSA-2048 sign {lim.get('rsa2048_signs_per_core', 0):,.0f}/s "
+             f"per core, P-256 sign {lim.get('p256_signs_per_core', 0):,.0f}/s per core (openssl speed); "
+             f"argon2id limit {lim['argon2_hashes_per_s']:.1f} hashes/s (own hasher, "
+             f"{lim['hash_threads']} threads, no HTTP).", "",
+             "| row | backend | rate/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|"]
+    for backend, rows in results["backends"].items():
+        for name in ("login", "refresh RS256", "refresh ES256", "jwks"):
+            r = rows[name]
+            lines.append(f"| {name} | {backend} | {r['rate']:,.1f} | {r['p50_ms']:.1f} | "
+                         f"{r['p99_ms']:.1f} | {r['non2xx'] + r['socket_errors']} |")
+        m = rows["mixed"]
+        lines.append(f"| mixed: login flood | {backend} | {m['login']['rate']:,.1f} | "
+                     f"{m['login']['p50_ms']:.1f} | {m['login']['p99_ms']:.1f} | "
+                     f"{m['login']['non2xx'] + m['login']['socket_errors']} |")
+        for name, rate in (("jwks", 200), ("refresh", 100)):
+            r = m[name]
+            lines.append(f"| mixed: steady {name} ({rate}/s) | {backend} | {r['requests'] / (SECONDS - 2):,.1f} | "
+                         f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['failures']} |")
+    for name, rows in results.get("peers", {}).items():
+        for row, r in rows.items():
+            lines.append(f"| {row} | {name} | {r['rate']:,.1f} | {r['p50_ms']:.1f} | "
+                         f"{r['p99_ms']:.1f} | {r['non2xx'] + r['socket_errors']} |")
+    lines += ["", "| RSS MiB | start-up | idle | peak | after | bound |", "|---|---:|---:|---:|---:|---:|"]
+    for backend, rows in results["backends"].items():
+        for alg in ("RS256", "ES256"):
+            r = rows[f"rss {alg}"]
+            lines.append(f"| {backend}, {alg} server | {r['fresh']:.1f} | {r['idle']:.1f} | {r['peak']:.1f} | "
+                         f"{r['after']:.1f} | {rows['bound_mib']} |")
+    for name, r in results.get("peer_rss", {}).items():
+        lines.append(f"| {name} | | {r['idle']:.1f} | {r['peak']:.1f} | {r['after']:.1f} | |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "memory"])
+    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "jwt-issuer"))
+    parser.add_argument("--postgres", help="a PostgreSQL server URL where databases may be created")
+    parser.add_argument("--peers", action="store_true", help="also measure simplejwt and oidc-provider")
+    parser.add_argument("--json", help="write every figure to this file")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed (Debian: apt-get install wrk)")
+    if not os.path.exists(args.binary):
+        sys.exit(f"no binary at {args.binary}: run `cargo build --release` first")
+    work = tempfile.mkdtemp(prefix="jwt-issuer-load-")
+    try:
+        if args.what == "memory":
+            memory_check(args, work)
+            return
+        results = {"limits": machine_limits(os.cpu_count() or 1), "backends": {}}
+        results["backends"]["sqlite"] = run_backend(
+            args, "sqlite", lambda alg: f"sqlite://{work}/{alg}.db", work, results["limits"])
+        if args.postgres:
+            created = []
+
+            def pg(alg):
+                name = f"jwt_issuer_load_{os.getpid()}_{alg.lower()}"
+                subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
+                subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+                created.append(name)
+                return f"{args.postgres}/{name}"
+            try:
+                results["backends"]["postgresql"] = run_backend(args, "postgresql", pg, work, results["limits"])
+            finally:
+                for name in created:
+                    subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"])
+        if args.peers:
+            sys.path.insert(0, HERE)
+            import load_peers
+            results["peers"], results["peer_rss"] = load_peers.measure(work, wrk, Peak)
+        print(table(results))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+        if not all(rows["memory_ok"] for rows in results["backends"].values()):
+            sys.exit("the memory bound was broken (see the RSS table)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
