@@ -17,11 +17,13 @@ pub mod refresh;
 pub mod registry;
 pub mod revocations;
 pub mod schema;
+pub mod serial;
 pub mod throttle;
 pub mod users;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -137,12 +139,15 @@ impl ManageConnection for Manager {
                 let mut conn =
                     SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
                 // WAL lets readers run beside the writer; the busy timeout makes writers queue
-                // instead of failing with "database is locked".
+                // instead of failing with "database is locked". Savepoints (a `write_tx` inside
+                // a batch of the single writer) journal the pages they change: in memory, not
+                // in a temporary file written on every change.
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
-                     PRAGMA foreign_keys = ON;"
+                     PRAGMA foreign_keys = ON;
+                     PRAGMA temp_store = MEMORY;"
                 ))
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
@@ -168,6 +173,8 @@ pub struct Db {
     pool: r2d2::Pool<Manager>,
     backend: &'static str,
     url: DatabaseUrl,
+    /// SQLite only: the single writer that [`Db::run`] hands its work to ([`serial`]).
+    serial: Option<serial::Serial>,
 }
 
 impl Db {
@@ -198,9 +205,14 @@ impl Db {
             pool,
             backend: url.backend(),
             url: url.clone(),
+            serial: None,
         };
         db.migrate()?;
-        Ok(db)
+        let serial = match url {
+            DatabaseUrl::Sqlite(_) => Some(serial::Serial::start(db.pool.clone())?),
+            DatabaseUrl::Postgres(_) => None,
+        };
+        Ok(Self { serial, ..db })
     }
 
     /// Applies every pending migration of this backend.
@@ -247,6 +259,9 @@ impl Db {
         T: Send + 'static,
         E: From<anyhow::Error> + Send + 'static,
     {
+        if let Some(serial) = &self.serial {
+            return serial.run(f).await;
+        }
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().context("no database connection available")?;
@@ -264,7 +279,7 @@ impl Db {
 /// commits. It is one lock for every SQLite database the process opens (the tests open many;
 /// a service opens one), held only for the transaction. Other processes on the same file (the
 /// CLI beside a running service) still meet SQLite's own lock and its busy timeout.
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SQLITE_WRITER: Mutex<()> = Mutex::new(());
 
 /// Runs `f` in a write transaction. On SQLite the transaction takes the process's writer lock
 /// ([`SQLITE_WRITER`]) and then SQLite's write lock up front (`BEGIN IMMEDIATE`), so it waits
@@ -280,11 +295,8 @@ where
         .is_some();
     // A transaction that panicked left nothing behind the lock worth refusing for (SQLite rolls
     // it back), so a poisoned lock is taken as it is.
-    let _writer = matches!(conn, DbConn::Sqlite(_) if !nested).then(|| {
-        SQLITE_WRITER
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    });
+    let _writer = matches!(conn, DbConn::Sqlite(_) if !nested)
+        .then(|| SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner));
     match conn {
         // Inside a transaction, the lock is already held: a savepoint suffices.
         DbConn::Sqlite(c) if !nested => {
@@ -315,6 +327,7 @@ where
 pub fn is_outage(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         if cause.downcast_ref::<r2d2::PoolError>().is_some()
+            || cause.downcast_ref::<serial::Unavailable>().is_some()
             || cause.downcast_ref::<r2d2::Error>().is_some()
             || cause.downcast_ref::<ConnectionError>().is_some()
         {

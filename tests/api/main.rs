@@ -11,6 +11,7 @@ mod admin_users;
 mod bearer;
 mod cli;
 mod clients;
+mod crash;
 mod errors;
 mod import;
 mod load;

@@ -1,0 +1,307 @@
+//! SQLite's single writer with group commit. SQLite runs one write transaction at a time
+//! whatever the number of connections, each commit appends every page it touched to the
+//! write-ahead log, and a connection's page cache is dropped whenever another one commits. So
+//! the service does all its SQLite work on one connection, on one thread: work that arrives
+//! while a transaction runs waits in a queue, and the next transaction takes everything queued
+//! (up to [`MAX_BATCH`] pieces) and commits it at once. Pages that several pieces touch (the
+//! ends of tables and of time-ordered indexes) reach the log once per batch instead of once
+//! per request, and the cache stays warm.
+//!
+//! Each piece of work sees the writes of those before it, as it would one after another; its
+//! own `write_tx` becomes a savepoint. Nobody hears of the result of a piece until the
+//! transaction holding it has committed: when the commit fails, every piece of the batch is
+//! answered with [`Unavailable`] (503) and nothing of it was stored.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::PoisonError;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+
+use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use diesel::r2d2::{self, R2D2Connection};
+use tokio::sync::oneshot;
+
+use super::{DbConn, Manager, SQLITE_WRITER};
+
+/// Pieces of work committed together at most.
+pub const MAX_BATCH: usize = 64;
+
+/// Pieces of work allowed to wait for the writer; beyond, new ones are answered 503 at once.
+pub const MAX_QUEUED: usize = 4_096;
+
+/// The database could not take the work (no connection, a lock held elsewhere beyond the busy
+/// timeout, a failed commit, a full queue): answered 503, like an outage.
+#[derive(Debug, thiserror::Error)]
+#[error("the database is unavailable")]
+pub struct Unavailable;
+
+/// What the writer thread runs: the work on the connection, or `None` when it cannot run,
+/// returning what to do once the batch's fate is known (`true`: committed).
+type Job = Box<dyn FnOnce(Option<&mut DbConn>) -> Settle + Send>;
+type Settle = Box<dyn FnOnce(bool) + Send>;
+
+/// A handle on the writer thread of one SQLite database.
+#[derive(Clone)]
+pub struct Serial {
+    queue: SyncSender<Job>,
+}
+
+impl Serial {
+    /// Starts the writer thread, which takes connections from `pool` (one at a time) and ends
+    /// when the last handle is dropped.
+    pub fn start(pool: r2d2::Pool<Manager>) -> anyhow::Result<Self> {
+        let (queue, jobs) = mpsc::sync_channel(MAX_QUEUED);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || work(&pool, &jobs))?;
+        Ok(Self { queue })
+    }
+
+    /// Runs `f` in the next batch; answers once the batch has committed.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<anyhow::Error> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| match conn {
+            None => {
+                let _ = reply.send(Err(unavailable()));
+                Box::new(|_| {})
+            }
+            Some(conn) => {
+                let outcome = f(conn);
+                Box::new(move |committed| {
+                    let _ = reply.send(if committed {
+                        outcome
+                    } else {
+                        Err(unavailable())
+                    });
+                })
+            }
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(unavailable()),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(E::from(anyhow::anyhow!("the SQLite writer thread stopped")));
+            }
+        }
+        answer
+            .await
+            .map_err(|_| E::from(anyhow::anyhow!("database task panicked")))?
+    }
+}
+
+fn unavailable<E: From<anyhow::Error>>() -> E {
+    E::from(anyhow::Error::new(Unavailable))
+}
+
+/// The writer thread: one batch after another until every handle is gone.
+fn work(pool: &r2d2::Pool<Manager>, jobs: &Receiver<Job>) {
+    let mut conn: Option<r2d2::PooledConnection<Manager>> = None;
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if conn.as_mut().is_some_and(|c| c.is_broken()) {
+            conn = None;
+        }
+        if conn.is_none() {
+            conn = pool.get().ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            refuse(batch);
+            continue;
+        };
+        let writer = SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner);
+        let began = match &mut **c {
+            DbConn::Sqlite(s) => {
+                AnsiTransactionManager::begin_transaction_sql(s, "BEGIN IMMEDIATE")
+            }
+            DbConn::Pg(p) => AnsiTransactionManager::begin_transaction(p),
+        };
+        if began.is_err() {
+            drop(writer);
+            refuse(batch);
+            continue;
+        }
+        let settles: Vec<Settle> = batch
+            .into_iter()
+            .map(|job| {
+                // A piece that panics is answered as a failed task (its reply is dropped); the
+                // transaction decides below whether the rest can still commit.
+                catch_unwind(AssertUnwindSafe(|| job(Some(&mut **c))))
+                    .unwrap_or_else(|_| Box::new(|_| {}))
+            })
+            .collect();
+        let committed = commit(c);
+        if !committed {
+            // Perhaps left inside a transaction or a savepoint: the pool drops it as broken,
+            // which ends SQLite's transaction, before the next writer goes.
+            conn = None;
+        }
+        drop(writer);
+        for settle in settles {
+            settle(committed);
+        }
+    }
+}
+
+/// Commits the batch's transaction if every piece left it as it found it (one level deep);
+/// otherwise, or when the commit fails, rolls it all back. Returns whether it committed.
+fn commit(conn: &mut DbConn) -> bool {
+    let depth = <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth();
+    if matches!(depth, Ok(Some(d)) if d.get() == 1)
+        && <DbConn as Connection>::TransactionManager::commit_transaction(conn).is_ok()
+    {
+        return true;
+    }
+    let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+    false
+}
+
+fn refuse(batch: Vec<Job>) {
+    for job in batch {
+        job(None)(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::RunQueryDsl;
+    use diesel::connection::SimpleConnection;
+
+    use super::*;
+    use crate::db::{DatabaseUrl, Db, write_tx};
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db", dir.path().display())).unwrap();
+        let db = Db::open(&url).unwrap();
+        db.conn()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (x INTEGER NOT NULL)")
+            .unwrap();
+        (dir, db)
+    }
+
+    fn count(conn: &mut DbConn) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result::<N>(conn)
+            .unwrap()
+            .n
+    }
+
+    fn insert(conn: &mut DbConn, x: i64) -> diesel::QueryResult<usize> {
+        diesel::sql_query(format!("INSERT INTO t (x) VALUES ({x})")).execute(conn)
+    }
+
+    #[tokio::test]
+    async fn concurrent_work_is_committed_in_batches_each_seeing_the_writes_before_it() {
+        let (_dir, db) = db();
+        let runs = (0..300).map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.run(move |conn| {
+                    write_tx(conn, |conn| {
+                        let before = count(conn);
+                        insert(conn, i)?;
+                        assert_eq!(count(conn), before + 1);
+                        Ok::<_, anyhow::Error>(())
+                    })
+                })
+                .await
+            })
+        });
+        for run in futures_util::future::join_all(runs).await {
+            run.unwrap().unwrap();
+        }
+        // Committed: another connection sees all of it.
+        assert_eq!(count(&mut db.conn().unwrap()), 300);
+    }
+
+    #[tokio::test]
+    async fn a_failed_piece_undoes_only_its_own_writes() {
+        let (_dir, db) = db();
+        let failing = db.run(|conn| {
+            write_tx(conn, |conn| {
+                insert(conn, 1)?;
+                Err::<(), _>(anyhow::anyhow!("refused after writing"))
+            })
+        });
+        let fine = db.run(|conn| write_tx(conn, |conn| Ok::<_, anyhow::Error>(insert(conn, 2)?)));
+        let (failing, fine) = tokio::join!(failing, fine);
+        assert!(failing.is_err());
+        assert_eq!(fine.unwrap(), 1);
+        assert_eq!(count(&mut db.conn().unwrap()), 1);
+    }
+
+    #[tokio::test]
+    async fn a_piece_that_panics_inside_a_transaction_fails_its_batch_and_the_writer_goes_on() {
+        let (_dir, db) = db();
+        let panicking = db
+            .run(|conn| {
+                write_tx(conn, |conn| -> anyhow::Result<()> {
+                    insert(conn, 1)?;
+                    panic!("a bug in a piece of work");
+                })
+            })
+            .await;
+        assert!(panicking.is_err());
+        let after = db.run(|conn| Ok(insert(conn, 2)?)).await;
+        assert_eq!(after.unwrap(), 1);
+        assert_eq!(
+            count(&mut db.conn().unwrap()),
+            1,
+            "the panicked write was kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_unavailable_at_once() {
+        let (_dir, db) = db();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.run(move |_| {
+                    let _ = blocked.recv();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        // The writer is now (or soon) inside the blocker: fill the queue behind it.
+        let mut queued = Vec::new();
+        let mut refused = None;
+        for _ in 0..MAX_QUEUED + MAX_BATCH + 2 {
+            let db = db.clone();
+            let run = tokio::spawn(async move { db.run(|conn| Ok(insert(conn, 1)?)).await });
+            tokio::task::yield_now().await;
+            if run.is_finished() {
+                refused = Some(run.await.unwrap());
+                break;
+            }
+            queued.push(run);
+        }
+        let refused = refused.expect("the queue never filled");
+        let e = refused.unwrap_err();
+        assert!(crate::db::is_outage(&e), "{e:#}");
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        for run in queued {
+            run.await.unwrap().unwrap();
+        }
+    }
+}
