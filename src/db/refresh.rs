@@ -1,5 +1,5 @@
 //! The `refresh_families` and `refresh_tokens` tables: issuing, rotating and burning refresh
-//! tokens. Rotation is decided by one conditional `UPDATE` ([`claim`]), so two requests
+//! tokens. Rotation is decided by one conditional `UPDATE` (in [`rotate`]), so two requests
 //! presenting the same token — on one instance or several sharing a database — cannot both win.
 
 use diesel::prelude::*;
@@ -91,7 +91,7 @@ pub fn find(
 
 /// Marks a live token used. Only one transaction can flip `used_at` from NULL, on one instance
 /// or several sharing a database: the one that gets `true` rotates, any other lost the race.
-pub fn claim(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool> {
+fn claim(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool> {
     diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::token_hash.eq(token_hash))
@@ -103,8 +103,57 @@ pub fn claim(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool>
     .map(|n| n == 1)
 }
 
+/// Rotates a refresh token: marks `old_hash` used, stores its successor `next` (in the same
+/// family, which is marked used now) and records the access token issued with it, all or
+/// nothing. Returns `false`, changing nothing, when the old token was no longer live (used by a
+/// concurrent request, expired, or its family revoked meanwhile).
+///
+/// On PostgreSQL this is one call of the `rotate_refresh_token` function (migration 000009),
+/// so one round trip and no explicit transaction: its conditional `UPDATE` decides, and the
+/// inserts follow only when it claimed the token. On SQLite the same steps run one after
+/// another in a savepoint (inside the single writer's batch, where nothing else runs between
+/// them).
+pub fn rotate(
+    conn: &mut DbConn,
+    old_hash: &str,
+    next: &TokenRow,
+    issued: &IssuedRow,
+) -> QueryResult<bool> {
+    use diesel::sql_types::{BigInt, Text};
+    let now = next.created_at;
+    match conn {
+        DbConn::Pg(_) => {
+            #[derive(QueryableByName)]
+            struct Rotated {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                rotated: bool,
+            }
+            let row: Rotated = diesel::sql_query(
+                "SELECT rotate_refresh_token($1, $2, $3, $4, $5, $6, $7) AS rotated",
+            )
+            .bind::<Text, _>(old_hash)
+            .bind::<Text, _>(&next.token_hash)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(next.expires_at)
+            .bind::<Text, _>(&issued.jti)
+            .bind::<Text, _>(issued.user_id.as_str())
+            .bind::<BigInt, _>(issued.exp)
+            .get_result(conn)?;
+            Ok(row.rotated)
+        }
+        DbConn::Sqlite(_) => write_tx(conn, |conn| {
+            if !claim(conn, old_hash, now)? {
+                return Ok(false);
+            }
+            insert_token(conn, next)?;
+            record_issued(conn, issued)?;
+            Ok(true)
+        }),
+    }
+}
+
 /// Stores a family's next token, and marks the family used now.
-pub fn insert_token(conn: &mut DbConn, token: &TokenRow) -> QueryResult<()> {
+fn insert_token(conn: &mut DbConn, token: &TokenRow) -> QueryResult<()> {
     diesel::insert_into(refresh_tokens::table)
         .values(token)
         .execute(conn)?;

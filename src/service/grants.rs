@@ -253,91 +253,89 @@ impl Issuer {
         let registry = self.registry.current();
         let asking = client.clone();
         let settings = self.settings.clone();
+        // No transaction around the reads and the checks: the rotation itself is atomic and
+        // decides again whether the token is still live (on PostgreSQL, one round trip).
         let outcome = self
             .db
-            .run(move |conn| {
-                write_tx(conn, |conn| -> anyhow::Result<Refreshed> {
-                    let Some((token, family, user)) = refresh::find(conn, &old_hash)? else {
-                        return Ok(Refreshed::Invalid);
-                    };
-                    let reused = |conn: &mut _| -> anyhow::Result<Refreshed> {
-                        sessions::end_family(conn, &family.id, "reuse", t)?;
-                        Ok(Refreshed::Reused {
-                            family_id: family.id.clone(),
-                            user_id: family.user_id.clone(),
-                        })
-                    };
-                    if token.used_at.is_some() {
-                        return reused(conn);
-                    }
-                    // The session's end: idle (the token's own expiry) or absolute (its age).
-                    let session_ends = family.created_at.saturating_add(max_age);
-                    if token.expires_at <= t
-                        || session_ends <= t
-                        || family.revoked_at.is_some()
-                        || user.disabled
-                    {
-                        return Ok(Refreshed::Invalid);
-                    }
-                    if family.client_id != asking.id.as_str() {
-                        return Ok(Refreshed::WrongClient);
-                    }
-                    let audiences: Vec<String> = family
-                        .audience
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect();
-                    let original = Scope::parse(&family.scope).unwrap_or_default();
-                    let roles = Roles::from_stored(&user.roles);
-                    if let Some(wider) = narrowed.iter().find(|a| !audiences.contains(a)) {
-                        return Ok(Refreshed::Denied(Denied::Target(format!(
-                            "the audience {wider} is not in the refresh token's grant"
-                        ))));
-                    }
-                    let audiences = if narrowed.is_empty() {
-                        audiences
-                    } else {
-                        narrowed
-                    };
-                    let granted =
-                        match registry.regrant(&asking, &audiences, &original, requested, &roles) {
-                            Ok(g) => g,
-                            Err(d) => return Ok(Refreshed::Denied(d)),
-                        };
-                    if !refresh::claim(conn, &old_hash, t)? {
-                        // Spent by a concurrent request meanwhile: this one presented a used token.
-                        return reused(conn);
-                    }
-                    refresh::insert_token(
-                        conn,
-                        &TokenRow {
-                            token_hash: new_hash,
-                            family_id: family.id.clone(),
-                            created_at: t,
-                            expires_at: (t + idle).min(session_ends),
-                            used_at: None,
-                        },
-                    )?;
-                    let claims = access_claims(
-                        &settings,
-                        Subject::User(&user),
-                        asking.id.as_str(),
-                        &granted,
-                        t,
-                    )?;
-                    refresh::record_issued(
-                        conn,
-                        &IssuedRow {
-                            jti: claims.jti.clone(),
-                            user_id: user.id.clone(),
-                            family_id: Some(family.id.clone()),
-                            exp: claims.exp,
-                        },
-                    )?;
-                    Ok(Refreshed::Rotated {
-                        claims: Box::new(claims),
-                        scope: granted.scope,
+            .run(move |conn| -> anyhow::Result<Refreshed> {
+                let Some((token, family, user)) = refresh::find(conn, &old_hash)? else {
+                    return Ok(Refreshed::Invalid);
+                };
+                let reused = |conn: &mut _| -> anyhow::Result<Refreshed> {
+                    sessions::end_family(conn, &family.id, "reuse", t)?;
+                    Ok(Refreshed::Reused {
+                        family_id: family.id.clone(),
+                        user_id: family.user_id.clone(),
                     })
+                };
+                if token.used_at.is_some() {
+                    return reused(conn);
+                }
+                // The session's end: idle (the token's own expiry) or absolute (its age).
+                let session_ends = family.created_at.saturating_add(max_age);
+                if token.expires_at <= t
+                    || session_ends <= t
+                    || family.revoked_at.is_some()
+                    || user.disabled
+                {
+                    return Ok(Refreshed::Invalid);
+                }
+                if family.client_id != asking.id.as_str() {
+                    return Ok(Refreshed::WrongClient);
+                }
+                let audiences: Vec<String> = family
+                    .audience
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+                let original = Scope::parse(&family.scope).unwrap_or_default();
+                let roles = Roles::from_stored(&user.roles);
+                if let Some(wider) = narrowed.iter().find(|a| !audiences.contains(a)) {
+                    return Ok(Refreshed::Denied(Denied::Target(format!(
+                        "the audience {wider} is not in the refresh token's grant"
+                    ))));
+                }
+                let audiences = if narrowed.is_empty() {
+                    audiences
+                } else {
+                    narrowed
+                };
+                let granted =
+                    match registry.regrant(&asking, &audiences, &original, requested, &roles) {
+                        Ok(g) => g,
+                        Err(d) => return Ok(Refreshed::Denied(d)),
+                    };
+                let claims = access_claims(
+                    &settings,
+                    Subject::User(&user),
+                    asking.id.as_str(),
+                    &granted,
+                    t,
+                )?;
+                let next = TokenRow {
+                    token_hash: new_hash,
+                    family_id: family.id.clone(),
+                    created_at: t,
+                    expires_at: (t + idle).min(session_ends),
+                    used_at: None,
+                };
+                let issued = IssuedRow {
+                    jti: claims.jti.clone(),
+                    user_id: user.id.clone(),
+                    family_id: Some(family.id.clone()),
+                    exp: claims.exp,
+                };
+                if !refresh::rotate(conn, &old_hash, &next, &issued)? {
+                    // No longer live: spent by a concurrent request meanwhile (this one
+                    // presented a used token), or ended meanwhile.
+                    return match refresh::find(conn, &old_hash)? {
+                        Some((token, _, _)) if token.used_at.is_some() => reused(conn),
+                        _ => Ok(Refreshed::Invalid),
+                    };
+                }
+                Ok(Refreshed::Rotated {
+                    claims: Box::new(claims),
+                    scope: granted.scope,
                 })
             })
             .await?;

@@ -92,10 +92,17 @@ impl Server {
             .await
     }
 
-    fn kill_9(mut self) {
-        // std's kill is SIGKILL on Unix: no shutdown, no flush, nothing of ours runs.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    fn kill_9(self) {
+        // Drop kills it: std's kill is SIGKILL on Unix, no shutdown, no flush, nothing of ours
+        // runs.
+    }
+}
+
+/// A test that fails half-way leaves no server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
