@@ -17,8 +17,8 @@ address logs in thousands of times); everything else is as shipped.
 Rows: password login (argon2id m=19456 t=2 p=1); refresh with RS256 and ES256 keys (each
 request presents a live refresh token and gets its successor); JWKS; the mixed workload (a
 login flood of 32 connections, plus a steady 200 JWKS reads/s and 100 refreshes/s whose p99
-is measured). RSS: at start-up; idle, at rest after a short warm-up burst (which opens every
-pooled database connection); the peak over every row; and after the load, once back within
+is measured). RSS: at start-up; idle, at rest after short warm-up bursts of each kind (which
+open every pooled database connection and fill its caches); the peak over every row; and after the load, once back within
 10% of idle or after 15 s. The memory bound: the peak never above 64 MiB + hashing threads x
 19 MiB, after within 10% of idle, and idle less than one argon2 area (19 MiB) above start-up,
 since idle hashing threads hold no argon2 memory.
@@ -118,19 +118,21 @@ class Server:
             w.join()
         return tokens
 
-    def warm(self):
-        """Brings the server to its idle state as a service that has served traffic: a short
-        burst of logins at 64 connections (which opens every pooled database connection and
-        its cache, and the workers' buffers), one refresh and one JWKS read, then a pause longer
-        than the hashing threads' idle release (2 s). RSS right after start-up is lower by those
-        one-time allocations; `fresh` keeps it for the record."""
+    def warm(self, work):
+        """Brings the server to its idle state as a service that has served traffic: short
+        bursts of logins at 64 connections, refreshes and JWKS reads at 32 (which open every
+        pooled database connection, fill the database caches and the workers' buffers), then a
+        pause longer than the hashing threads' idle release (2 s). RSS right after start-up is
+        lower by those one-time allocations; `fresh` keeps it for the record."""
         self.fresh = self.rss_mib()
         wrk(self.base + "/oauth/token", "login.lua", {
             "LOAD_USERNAME": "admin", "LOAD_PASSWORD": self.password},
             seconds=3, warmup=0, conns=64)
-        refresh = self.login()["refresh_token"]
-        post_form(self.base + "/oauth/token", {"grant_type": "refresh_token", "refresh_token": refresh})
-        urllib.request.urlopen(self.base + "/.well-known/jwks.json").read()
+        tokens = os.path.join(work, f"warm-tokens-{self.port}")
+        with open(tokens, "w") as f:
+            f.write("\n".join(self.refresh_tokens(64)) + "\n")
+        wrk(self.base + "/oauth/token", "refresh.lua", {"LOAD_TOKENS": tokens}, seconds=2, warmup=0)
+        wrk(self.base + "/.well-known/jwks.json", "get.lua", seconds=1, warmup=0)
         time.sleep(3)
 
     def stop(self):
@@ -300,7 +302,7 @@ def run_backend(args, backend, database_for, work, limits):
     for alg in ("RS256", "ES256"):
         server = Server(args.binary, database_for(alg), alg, work)
         try:
-            server.warm()
+            server.warm(work)
             idle = server.rss_mib()
             # A token is used once: the warm-up and the measured run each get their own.
             token_files = []
@@ -363,7 +365,7 @@ def memory_check(args, work):
     bound = 64 + cores * ARGON2_MIB
     server = Server(args.binary, f"sqlite://{work}/memory.db", "RS256", work)
     try:
-        server.warm()
+        server.warm(work)
         idle = server.rss_mib()
         with Peak(server.rss_mib) as peak:
             login = wrk(server.base + "/oauth/token", "login.lua", {
@@ -426,7 +428,7 @@ def table(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "memory"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "memory", "peers"])
     parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "jwt-issuer"))
     parser.add_argument("--postgres", help="a PostgreSQL server URL where databases may be created")
     parser.add_argument("--peers", action="store_true", help="also measure simplejwt and oidc-provider")
@@ -440,6 +442,12 @@ def main():
     try:
         if args.what == "memory":
             memory_check(args, work)
+            return
+        if args.what == "peers":
+            sys.path.insert(0, HERE)
+            import load_peers
+            peers, rss = load_peers.measure(work, wrk, Peak)
+            print(json.dumps({"peers": peers, "peer_rss": rss}, indent=2))
             return
         results = {"limits": machine_limits(os.cpu_count() or 1), "backends": {}}
         results["backends"]["sqlite"] = run_backend(
