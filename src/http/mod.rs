@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod params;
 pub mod peer;
 pub mod revocation;
+pub mod simplejwt;
 pub mod token;
 pub mod wellknown;
 
@@ -111,6 +112,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(clients::create_scope)),
         )
         .service(resource("/admin/scopes/{name}").route(web::delete().to(clients::delete_scope)))
+        .service(
+            web::resource("/api/token/")
+                .route(web::post().to(simplejwt::obtain))
+                .default_service(web::to(simplejwt::not_allowed)),
+        )
+        .service(
+            web::resource("/api/token/refresh/")
+                .route(web::post().to(simplejwt::refresh))
+                .default_service(web::to(simplejwt::not_allowed)),
+        )
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(metrics::metrics)))

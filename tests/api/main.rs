@@ -23,5 +23,6 @@ mod restart;
 mod revocation;
 mod rotation;
 mod sessions;
+mod simplejwt;
 mod time;
 mod wellknown;
