@@ -112,16 +112,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(clients::create_scope)),
         )
         .service(resource("/admin/scopes/{name}").route(web::delete().to(clients::delete_scope)))
-        .service(
-            web::resource("/api/token/")
-                .route(web::post().to(simplejwt::obtain))
-                .default_service(web::to(simplejwt::not_allowed)),
-        )
-        .service(
-            web::resource("/api/token/refresh/")
-                .route(web::post().to(simplejwt::refresh))
-                .default_service(web::to(simplejwt::not_allowed)),
-        )
+        .service(simplejwt_resource("/api/token/", simplejwt::obtain))
+        .service(simplejwt_resource(
+            "/api/token/refresh/",
+            simplejwt::refresh,
+        ))
+        .service(simplejwt_resource("/api/token/verify/", simplejwt::verify))
+        .service(simplejwt_resource(
+            "/api/token/blacklist/",
+            simplejwt::blacklist,
+        ))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(metrics::metrics)))
@@ -133,6 +133,18 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|| async {
         Err::<&str, _>(ApiError::MethodNotAllowed)
     }))
+}
+
+/// A djangorestframework-simplejwt endpoint: `POST` to `handler`, other methods DRF's answers.
+fn simplejwt_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(web::to(simplejwt::not_allowed))
 }
 
 async fn not_found(req: HttpRequest) -> Result<&'static str, ApiError> {

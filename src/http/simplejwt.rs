@@ -1,6 +1,7 @@
-//! djangorestframework-simplejwt's token endpoints (docs/CONTRACT.md §7): `POST /api/token/`
-//! and `POST /api/token/refresh/`. They are the password and refresh grants of
-//! `/oauth/token` for the `default` client — the same service calls, so the same throttling,
+//! djangorestframework-simplejwt's token endpoints (docs/CONTRACT.md §7): `POST /api/token/`,
+//! `/api/token/refresh/`, `/api/token/verify/` and `/api/token/blacklist/`. The first two are
+//! the password and refresh grants of `/oauth/token` for the `default` client, the last one is
+//! `/oauth/revoke` for a refresh token — the same service calls, so the same throttling,
 //! sessions, audit and metrics — in simplejwt 5.x's wire format (ROTATE_REFRESH_TOKENS and
 //! BLACKLIST_AFTER_ROTATION on): bodies as Django REST framework parses them (JSON, form or
 //! multipart), answers and errors as simplejwt and DRF send them, so that a front-end written
@@ -17,6 +18,7 @@ use super::params::{MAX_BODY, read_body};
 use super::peer;
 use crate::domain::{ClientId, GrantType, Password, Scope, Username};
 use crate::service::grants::{GrantError, Issued, PasswordLogin, TokenRequest};
+use crate::service::revocation::{TokenKind, TokenState};
 
 /// The challenge of simplejwt's 401s (`TokenViewBase.www_authenticate_realm`).
 const CHALLENGE: &str = "Bearer realm=\"api\"";
@@ -340,14 +342,100 @@ pub async fn refresh(
         let data = parse(&req, payload).await?;
         let [presented] = fields(&data, ["refresh"])?;
         let request = default_request(&req, &state, GrantType::RefreshToken)?;
-        state
-            .issuer
-            .refresh(&presented, None, request)
-            .await
-            .map_err(|e| refused(e, DrfError::TokenNotValid("Token is invalid or expired")))
+        match state.issuer.refresh(&presented, None, request).await {
+            Ok(issued) => Ok(issued),
+            // Refused: say why as simplejwt would (one more lookup, on failures only).
+            Err(GrantError::InvalidGrant(_)) => {
+                Err(not_a_live_refresh_token(&state, &presented).await)
+            }
+            Err(e) => Err(refused(e, DrfError::TokenNotValid("Token is invalid"))),
+        }
     }
     .await;
     finish(&state, GrantType::RefreshToken, result)
+}
+
+/// `POST /api/token/verify/` `{token}` → `{}` for a live access token or refresh token.
+pub async fn verify(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let result = async {
+        let data = parse(&req, payload).await?;
+        let [token] = fields(&data, ["token"])?;
+        match state
+            .issuer
+            .token_state(&token)
+            .await
+            .map_err(ApiError::from)?
+        {
+            (_, TokenState::Live) => Ok(()),
+            // simplejwt's verify answers a blacklisted token with a validation error, not 401.
+            (_, TokenState::Revoked) => Err(DrfError::NonField("Token is blacklisted".into())),
+            (_, TokenState::Expired) => Err(DrfError::TokenNotValid("Token is expired")),
+            (_, TokenState::Invalid) => Err(DrfError::TokenNotValid("Token is invalid")),
+        }
+    }
+    .await;
+    empty(result)
+}
+
+/// `POST /api/token/blacklist/` `{refresh}` → `{}`: the refresh token's session ends (its whole
+/// family, as `/oauth/revoke` does), and the access tokens issued from it are revoked.
+pub async fn blacklist(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let result = async {
+        let data = parse(&req, payload).await?;
+        let [presented] = fields(&data, ["refresh"])?;
+        let live = matches!(
+            state
+                .issuer
+                .token_state(&presented)
+                .await
+                .map_err(ApiError::from)?,
+            (TokenKind::Refresh, TokenState::Live)
+        );
+        if !live {
+            return Err(not_a_live_refresh_token(&state, &presented).await);
+        }
+        let source = peer::client_address(&req).map(|ip| ip.to_string());
+        state
+            .issuer
+            .revoke(&presented, source)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(())
+    }
+    .await;
+    empty(result)
+}
+
+/// simplejwt's `{}` on success.
+fn empty(result: Result<(), DrfError>) -> HttpResponse {
+    match result {
+        Ok(()) => HttpResponse::Ok().json(json!({})),
+        Err(e) => e.response(),
+    }
+}
+
+/// Why `presented` is not a refresh token that can be used, in simplejwt's words: what its
+/// `RefreshToken(…)` raises for such a token.
+async fn not_a_live_refresh_token(state: &AppState, presented: &str) -> DrfError {
+    match state.issuer.token_state(presented).await {
+        Err(e) => DrfError::Api(ApiError::from(e)),
+        Ok((_, TokenState::Expired)) => DrfError::TokenNotValid("Token is expired"),
+        Ok((_, TokenState::Invalid)) => DrfError::TokenNotValid("Token is invalid"),
+        Ok((TokenKind::Access, _)) => DrfError::TokenNotValid("Token has wrong type"),
+        Ok((TokenKind::Refresh, TokenState::Revoked)) => {
+            DrfError::TokenNotValid("Token is blacklisted")
+        }
+        // Live, yet refused: issued to another client than `default`.
+        Ok((TokenKind::Refresh, TokenState::Live)) => DrfError::TokenNotValid("Token is invalid"),
+    }
 }
 
 /// Counts the request with `/oauth/token`'s and answers it.
@@ -373,6 +461,14 @@ pub async fn not_allowed(req: HttpRequest) -> HttpResponse {
         return DrfError::MethodNotAllowed(req.method().clone()).response();
     }
     let (name, description) = match req.path() {
+        "/api/token/verify/" => (
+            "Token Verify",
+            "Takes a token and indicates if it is valid.  This view provides no\ninformation about a token's fitness for a particular use.",
+        ),
+        "/api/token/blacklist/" => (
+            "Token Blacklist",
+            "Takes a token and blacklists it. Must be used with the\n`rest_framework_simplejwt.token_blacklist` app installed.",
+        ),
         "/api/token/refresh/" => (
             "Token Refresh",
             "Takes a refresh type JSON web token and returns an access type JSON web\ntoken if the refresh token is valid.",

@@ -179,6 +179,77 @@ impl Issuer {
     }
 }
 
+/// Which kind of token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// One of our opaque refresh tokens (or something shaped like one).
+    Refresh,
+    /// Anything else: an access token of this issuer, or not a token at all.
+    Access,
+}
+
+/// A token's state as a client can be told it (djangorestframework-simplejwt's endpoints tell
+/// exactly this much).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    /// It would be accepted now.
+    Live,
+    /// Not a token of ours: unknown, malformed, badly signed.
+    Invalid,
+    /// Past its lifetime (a refresh token: idle or absolute).
+    Expired,
+    /// Ours and unexpired, but spent or revoked: a used or logged-out refresh token, a revoked
+    /// access token, a token of a disabled user.
+    Revoked,
+}
+
+impl Issuer {
+    /// What `token` is, and its state now.
+    pub async fn token_state(&self, token: &str) -> anyhow::Result<(TokenKind, TokenState)> {
+        let now = self.settings.clock.now();
+        if let Some(rt) = RefreshToken::parse(token) {
+            let hash = rt.hash();
+            let max_age = self.settings.session_max_age;
+            let state = self
+                .db
+                .run(move |conn| {
+                    Ok(match refresh::find(conn, &hash)? {
+                        None => TokenState::Invalid,
+                        Some((token, family, user)) => {
+                            if token.used_at.is_some()
+                                || family.revoked_at.is_some()
+                                || user.disabled
+                            {
+                                TokenState::Revoked
+                            } else if token.expires_at <= now
+                                || family.created_at.saturating_add(max_age) <= now
+                            {
+                                TokenState::Expired
+                            } else {
+                                TokenState::Live
+                            }
+                        }
+                    })
+                })
+                .await?;
+            return Ok((TokenKind::Refresh, state));
+        }
+        let claims = match self.keys.current().verifier.verify_any_audience(token, now) {
+            Ok(claims) => claims,
+            Err(crate::crypto::jwt::VerifyError::Expired) => {
+                return Ok((TokenKind::Access, TokenState::Expired));
+            }
+            Err(_) => return Ok((TokenKind::Access, TokenState::Invalid)),
+        };
+        let state = if self.still_valid(claims).await? {
+            TokenState::Live
+        } else {
+            TokenState::Revoked
+        };
+        Ok((TokenKind::Access, state))
+    }
+}
+
 /// One page of the revocation feed: `(jti, exp)` oldest first, and where the next page starts.
 #[derive(Debug)]
 pub struct FeedPage {

@@ -9,6 +9,8 @@ use crate::helpers::{Backend, Resp, TestApp, claims_of, spawn_app, verify_with_j
 
 const OBTAIN: &str = "/api/token/";
 const REFRESH: &str = "/api/token/refresh/";
+const VERIFY: &str = "/api/token/verify/";
+const BLACKLIST: &str = "/api/token/blacklist/";
 
 async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) -> Resp {
     app.post_raw(path, "application/json", body.to_string())
@@ -50,6 +52,8 @@ both_backends!(
     refresh_rotates_and_a_reused_token_is_not_valid,
     other_methods_and_media_types_get_drf_answers,
     failures_are_throttled_with_oauth_token_and_sessions_are_shared,
+    verify_accepts_live_access_and_refresh_tokens_and_says_why_not,
+    blacklist_ends_the_session_of_a_live_refresh_token,
 );
 
 async fn obtain_takes_json_form_and_multipart_and_answers_simplejwts_pair(backend: Backend) {
@@ -225,15 +229,15 @@ async fn refresh_rotates_and_a_reused_token_is_not_valid(backend: Backend) {
     let (second, access) = assert_pair(&rotated);
     assert_ne!(first, second);
     assert_eq!(claims_of(&access)["token_type"], "access");
-    let not_valid = json!({"detail": "Token is invalid or expired", "code": "token_not_valid"});
+    let not_valid = |detail: &str| json!({"detail": detail, "code": "token_not_valid"});
     // The used token is refused, and (stronger than simplejwt) its whole family with it.
     assert_unauthorized(
         &post_json(&app, REFRESH, json!({"refresh": first})).await,
-        not_valid.clone(),
+        not_valid("Token is blacklisted"),
     );
     assert_unauthorized(
         &post_json(&app, REFRESH, json!({"refresh": second})).await,
-        not_valid.clone(),
+        not_valid("Token is blacklisted"),
     );
     assert_unauthorized(
         &post_json(
@@ -242,7 +246,22 @@ async fn refresh_rotates_and_a_reused_token_is_not_valid(backend: Backend) {
             json!({"refresh": "eyJhbGciOiJIUzI1NiJ9.e30.x"}),
         )
         .await,
-        not_valid,
+        not_valid("Token is invalid"),
+    );
+    assert_unauthorized(
+        &post_json(&app, REFRESH, json!({"refresh": "A".repeat(43)})).await,
+        not_valid("Token is invalid"),
+    );
+    assert_unauthorized(
+        &post_json(&app, REFRESH, json!({"refresh": access})).await,
+        not_valid("Token has wrong type"),
+    );
+    // An expired one says so.
+    let (third, _) = obtain_admin(&app).await;
+    app.clock.advance(2 * 86_400);
+    assert_unauthorized(
+        &post_json(&app, REFRESH, json!({"refresh": third})).await,
+        not_valid("Token is expired"),
     );
     let blank = post_json(&app, REFRESH, json!({"refresh": ""})).await;
     assert_eq!(
@@ -253,7 +272,7 @@ async fn refresh_rotates_and_a_reused_token_is_not_valid(backend: Backend) {
 
 async fn other_methods_and_media_types_get_drf_answers(backend: Backend) {
     let app = spawn_app(&backend).await;
-    for path in [OBTAIN, REFRESH] {
+    for path in [OBTAIN, REFRESH, VERIFY, BLACKLIST] {
         let get = app.get(path).await;
         assert_eq!(get.status, 405);
         assert_eq!(get.json(), json!({"detail": "Method \"GET\" not allowed."}));
@@ -320,4 +339,88 @@ async fn failures_are_throttled_with_oauth_token_and_sessions_are_shared(backend
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["client_id"], "default");
     assert_eq!(list[0]["current"], true);
+}
+
+async fn verify_accepts_live_access_and_refresh_tokens_and_says_why_not(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (refresh, access) = obtain_admin(&app).await;
+    for token in [&refresh, &access] {
+        let ok = post_json(&app, VERIFY, json!({"token": token})).await;
+        assert_eq!((ok.status.as_u16(), ok.text().as_str()), (200, "{}"));
+    }
+    let not_valid = |detail: &str| json!({"detail": detail, "code": "token_not_valid"});
+    assert_unauthorized(
+        &post_json(&app, VERIFY, json!({"token": "not.a.token"})).await,
+        not_valid("Token is invalid"),
+    );
+    let missing = post_json(&app, VERIFY, json!({})).await;
+    assert_eq!(missing.text(), r#"{"token":["This field is required."]}"#);
+    // A used refresh token, and the access token of an ended session: blacklisted (400).
+    let (_, _) = assert_pair(&post_json(&app, REFRESH, json!({"refresh": refresh})).await);
+    let blacklisted = json!({"non_field_errors": ["Token is blacklisted"]});
+    let used = post_json(&app, VERIFY, json!({"token": refresh})).await;
+    assert_eq!(
+        (used.status.as_u16(), used.json()),
+        (400, blacklisted.clone())
+    );
+    let revoke = app
+        .post_raw(
+            "/oauth/revoke",
+            "application/x-www-form-urlencoded",
+            format!("token={access}"),
+        )
+        .await;
+    assert_eq!(revoke.status, 200);
+    let revoked = post_json(&app, VERIFY, json!({"token": access})).await;
+    assert_eq!(
+        (revoked.status.as_u16(), revoked.json()),
+        (400, blacklisted)
+    );
+    // Expired.
+    let (_, later) = obtain_admin(&app).await;
+    app.clock.advance(3_600);
+    assert_unauthorized(
+        &post_json(&app, VERIFY, json!({"token": later})).await,
+        not_valid("Token is expired"),
+    );
+}
+
+async fn blacklist_ends_the_session_of_a_live_refresh_token(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (refresh, access) = obtain_admin(&app).await;
+    let ok = post_json(&app, BLACKLIST, json!({"refresh": refresh})).await;
+    assert_eq!((ok.status.as_u16(), ok.text().as_str()), (200, "{}"));
+    // The session is over: its refresh token and the access token issued from it.
+    let not_valid = |detail: &str| json!({"detail": detail, "code": "token_not_valid"});
+    assert_unauthorized(
+        &post_json(&app, REFRESH, json!({"refresh": refresh})).await,
+        not_valid("Token is blacklisted"),
+    );
+    assert_eq!(
+        app.get_with("/me", &[("authorization", &format!("Bearer {access}"))])
+            .await
+            .status,
+        401
+    );
+    // A second time, or with something else than a live refresh token: simplejwt's 401s.
+    assert_unauthorized(
+        &post_json(&app, BLACKLIST, json!({"refresh": refresh})).await,
+        not_valid("Token is blacklisted"),
+    );
+    let (_, other_access) = obtain_admin(&app).await;
+    assert_unauthorized(
+        &post_json(&app, BLACKLIST, json!({"refresh": other_access})).await,
+        not_valid("Token has wrong type"),
+    );
+    assert_unauthorized(
+        &post_json(&app, BLACKLIST, json!({"refresh": "x"})).await,
+        not_valid("Token is invalid"),
+    );
+    let blank = app
+        .post_raw(BLACKLIST, "application/x-www-form-urlencoded", "refresh=")
+        .await;
+    assert_eq!(
+        blank.text(),
+        r#"{"refresh":["This field may not be blank."]}"#
+    );
 }
