@@ -3,8 +3,9 @@
 
 1. A Django API authenticating with simplejwt's own `JWTAuthentication` (settings: api/settings.py,
    only the SIMPLE_JWT block of the README) accepts access tokens from jwt-issuer's
-   `/api/token/` and maps them to the right Django user; tampered, expired and foreign tokens
-   get 401. For RS256 and for ES256.
+   `/api/token/` and maps them to the right Django user, and so does
+   `JWTStatelessUserAuthentication`; tampered, expired and foreign tokens get 401 from both.
+   For RS256 and for ES256.
 2. simplejwt's documented front-end flow (obtain, refresh, verify, blacklist, and the errors a
    front-end can meet) runs against simplejwt's own views and against jwt-issuer, and the
    answers are compared case by case: status, WWW-Authenticate, and body (token values aside).
@@ -126,8 +127,8 @@ def backend(alg):
         from django.test import Client
         client = Client()
 
-        def whoami(token):
-            r = client.get("/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}")
+        def whoami(token, path="/whoami/"):
+            r = client.get(path, HTTP_AUTHORIZATION=f"Bearer {token}")
             return r.status_code, r.json()
 
         failures = []
@@ -136,6 +137,9 @@ def backend(alg):
         from django.contrib.auth.models import User
         if (status, body) != (200, {"username": "alice", "id": User.objects.get(username="alice").pk}):
             failures.append(f"a token from /api/token/: {status} {body}")
+        status, body = whoami(token, "/whoami-stateless/")
+        if (status, body) != (200, {"username": "alice"}):
+            failures.append(f"JWTStatelessUserAuthentication: {status} {body}")
         head, payload, signature = token.split(".")
         flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
         expired = short.access_token()
@@ -147,9 +151,10 @@ def backend(alg):
             ("foreign (another issuer's keys)", foreign.access_token()),
             ("not a token", "garbage"),
         ]:
-            status, body = whoami(bad)
-            if status != 401:
-                failures.append(f"{name}: {status} {body}")
+            for path in ("/whoami/", "/whoami-stateless/"):
+                status, body = whoami(bad, path)
+                if status != 401:
+                    failures.append(f"{name} at {path}: {status} {body}")
         print(f"{alg}: Django + simplejwt's JWTAuthentication: {'ok' if not failures else 'FAILED'}")
         for f in failures:
             print(f"  {f}")

@@ -36,6 +36,8 @@ enum DrfError {
     NoActiveAccount,
     /// 401 `{"detail": …, "code": "token_not_valid"}`.
     TokenNotValid(&'static str),
+    /// 401 `{"detail": …, "code": "no_active_account"}`: a refresh token of a disabled user.
+    NoActiveAccountForToken,
     /// 405 `{"detail": "Method \"GET\" not allowed."}` with `Allow`.
     MethodNotAllowed(Method),
     /// 415 `{"detail": "Unsupported media type \"…\" in request."}`.
@@ -71,6 +73,10 @@ impl DrfError {
             Self::TokenNotValid(message) => (
                 StatusCode::UNAUTHORIZED,
                 json!({"detail": message, "code": "token_not_valid"}),
+            ),
+            Self::NoActiveAccountForToken => (
+                StatusCode::UNAUTHORIZED,
+                json!({"detail": "No active account found for the given token.", "code": "no_active_account"}),
             ),
             Self::MethodNotAllowed(method) => {
                 return HttpResponse::MethodNotAllowed()
@@ -372,7 +378,11 @@ pub async fn verify(
         {
             (_, TokenState::Live) => Ok(()),
             // simplejwt's verify answers a blacklisted token with a validation error, not 401.
-            (_, TokenState::Revoked) => Err(DrfError::NonField("Token is blacklisted".into())),
+            // It does not look at the user; we do, and a disabled user's token is refused the
+            // same way.
+            (_, TokenState::Revoked | TokenState::UserDisabled) => {
+                Err(DrfError::NonField("Token is blacklisted".into()))
+            }
             (_, TokenState::Expired) => Err(DrfError::TokenNotValid("Token is expired")),
             (_, TokenState::Invalid) => Err(DrfError::TokenNotValid("Token is invalid")),
         }
@@ -428,6 +438,7 @@ async fn not_a_live_refresh_token(state: &AppState, presented: &str) -> DrfError
     match state.issuer.token_state(presented).await {
         Err(e) => DrfError::Api(ApiError::from(e)),
         Ok((_, TokenState::Expired)) => DrfError::TokenNotValid("Token is expired"),
+        Ok((TokenKind::Refresh, TokenState::UserDisabled)) => DrfError::NoActiveAccountForToken,
         Ok((_, TokenState::Invalid)) => DrfError::TokenNotValid("Token is invalid"),
         Ok((TokenKind::Access, _)) => DrfError::TokenNotValid("Token has wrong type"),
         Ok((TokenKind::Refresh, TokenState::Revoked)) => {
@@ -442,7 +453,11 @@ async fn not_a_live_refresh_token(state: &AppState, presented: &str) -> DrfError
 fn finish(state: &AppState, grant: GrantType, result: Result<Issued, DrfError>) -> HttpResponse {
     let outcome = match &result {
         Ok(_) => "ok",
-        Err(DrfError::NoActiveAccount | DrfError::TokenNotValid(_)) => "invalid_grant",
+        Err(
+            DrfError::NoActiveAccount
+            | DrfError::NoActiveAccountForToken
+            | DrfError::TokenNotValid(_),
+        ) => "invalid_grant",
         Err(DrfError::Throttled(_)) => "too_many_requests",
         Err(DrfError::Api(e)) => e.code(),
         Err(_) => "invalid_request",

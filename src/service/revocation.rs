@@ -199,8 +199,10 @@ pub enum TokenState {
     /// Past its lifetime (a refresh token: idle or absolute).
     Expired,
     /// Ours and unexpired, but spent or revoked: a used or logged-out refresh token, a revoked
-    /// access token, a token of a disabled user.
+    /// access token.
     Revoked,
+    /// A token of a user who is disabled (or gone).
+    UserDisabled,
 }
 
 impl Issuer {
@@ -215,11 +217,9 @@ impl Issuer {
                 .run(move |conn| {
                     Ok(match refresh::find(conn, &hash)? {
                         None => TokenState::Invalid,
-                        Some((token, family, user)) => {
-                            if token.used_at.is_some()
-                                || family.revoked_at.is_some()
-                                || user.disabled
-                            {
+                        Some((_, _, user)) if user.disabled => TokenState::UserDisabled,
+                        Some((token, family, _)) => {
+                            if token.used_at.is_some() || family.revoked_at.is_some() {
                                 TokenState::Revoked
                             } else if token.expires_at <= now
                                 || family.created_at.saturating_add(max_age) <= now
@@ -241,11 +241,21 @@ impl Issuer {
             }
             Err(_) => return Ok((TokenKind::Access, TokenState::Invalid)),
         };
-        let state = if self.still_valid(claims).await? {
-            TokenState::Live
-        } else {
-            TokenState::Revoked
-        };
+        let registry = self.registry.current();
+        let state = self
+            .db
+            .run(move |conn| {
+                Ok(if access_still_valid(conn, &registry, &claims)? {
+                    TokenState::Live
+                } else if claims.username.is_some()
+                    && users::find_by_id(conn, &claims.sub)?.is_none_or(|u| u.disabled)
+                {
+                    TokenState::UserDisabled
+                } else {
+                    TokenState::Revoked
+                })
+            })
+            .await?;
         Ok((TokenKind::Access, state))
     }
 }

@@ -204,6 +204,13 @@ async fn wrong_unknown_or_disabled_users_get_no_active_account(backend: Backend)
     )
     .await;
     assert_unauthorized(&unknown, no_account.clone());
+    let carols = post_json(
+        &app,
+        OBTAIN,
+        json!({"username": "carol", "password": "carol's password"}),
+    )
+    .await;
+    let (carols_refresh, _) = assert_pair(&carols);
     let disabled = app
         .call(
             "PATCH",
@@ -220,6 +227,11 @@ async fn wrong_unknown_or_disabled_users_get_no_active_account(backend: Backend)
     )
     .await;
     assert_unauthorized(&inactive, no_account);
+    // Her refresh token: simplejwt's answer for a token whose user is no longer active.
+    assert_unauthorized(
+        &post_json(&app, REFRESH, json!({"refresh": carols_refresh})).await,
+        json!({"detail": "No active account found for the given token.", "code": "no_active_account"}),
+    );
 }
 
 async fn refresh_rotates_and_a_reused_token_is_not_valid(backend: Backend) {
