@@ -237,8 +237,13 @@ impl Event {
 }
 
 /// Deletes events from before `cutoff` (the retention purge); returns how many.
-pub fn purge_older_than(conn: &mut DbConn, cutoff: i64) -> QueryResult<usize> {
-    diesel::delete(audit_log::table.filter(audit_log::at.lt(cutoff))).execute(conn)
+pub fn purge_older_than(conn: &mut DbConn, cutoff: i64, limit: i64) -> QueryResult<usize> {
+    let chunk: Vec<i64> = audit_log::table
+        .filter(audit_log::at.lt(cutoff))
+        .select(audit_log::id)
+        .limit(limit)
+        .load(conn)?;
+    diesel::delete(audit_log::table.filter(audit_log::id.eq_any(chunk))).execute(conn)
 }
 
 /// The newest `limit` events, newest first.

@@ -294,24 +294,44 @@ pub fn find_live(
     }))
 }
 
-/// Deletes the records of access tokens that have expired; returns how many.
-pub fn purge_expired_issued(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
-    diesel::delete(issued_access_tokens::table.filter(issued_access_tokens::exp.le(now)))
+/// Deletes at most `limit` records of access tokens that have expired; returns how many.
+pub fn purge_expired_issued(conn: &mut DbConn, now: i64, limit: i64) -> QueryResult<usize> {
+    let chunk: Vec<String> = issued_access_tokens::table
+        .filter(issued_access_tokens::exp.le(now))
+        .select(issued_access_tokens::jti)
+        .limit(limit)
+        .load(conn)?;
+    diesel::delete(issued_access_tokens::table.filter(issued_access_tokens::jti.eq_any(chunk)))
         .execute(conn)
 }
 
-/// Deletes refresh tokens past their lifetime, then families with no token left that are older
-/// than the longest token lifetime; returns (tokens, families) deleted.
-pub fn purge_expired(conn: &mut DbConn, now: i64, max_ttl: i64) -> QueryResult<(usize, usize)> {
-    let tokens = diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now)))
-        .execute(conn)?;
-    let families = diesel::delete(
-        refresh_families::table
-            .filter(refresh_families::created_at.le(now - max_ttl))
-            .filter(diesel::dsl::not(diesel::dsl::exists(
-                refresh_tokens::table.filter(refresh_tokens::family_id.eq(refresh_families::id)),
-            ))),
-    )
-    .execute(conn)?;
+/// Deletes at most `limit` refresh tokens past their lifetime, then at most `limit` families
+/// with no token left that are older than the longest token lifetime; returns (tokens,
+/// families) deleted.
+pub fn purge_expired(
+    conn: &mut DbConn,
+    now: i64,
+    max_ttl: i64,
+    limit: i64,
+) -> QueryResult<(usize, usize)> {
+    let expired: Vec<String> = refresh_tokens::table
+        .filter(refresh_tokens::expires_at.le(now))
+        .select(refresh_tokens::token_hash)
+        .limit(limit)
+        .load(conn)?;
+    let tokens =
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::token_hash.eq_any(expired)))
+            .execute(conn)?;
+    let empty = refresh_families::table
+        .filter(refresh_families::created_at.le(now - max_ttl))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            refresh_tokens::table.filter(refresh_tokens::family_id.eq(refresh_families::id)),
+        )))
+        .select(refresh_families::id)
+        .limit(limit)
+        .load::<String>(conn)?;
+    let families =
+        diesel::delete(refresh_families::table.filter(refresh_families::id.eq_any(empty)))
+            .execute(conn)?;
     Ok((tokens, families))
 }

@@ -89,6 +89,11 @@ pub fn feed(
 }
 
 /// Deletes entries whose token has expired; returns how many.
-pub fn purge_expired(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
-    diesel::delete(rat::table.filter(rat::exp.le(now))).execute(conn)
+pub fn purge_expired(conn: &mut DbConn, now: i64, limit: i64) -> QueryResult<usize> {
+    let chunk: Vec<i64> = rat::table
+        .filter(rat::exp.le(now))
+        .select(rat::seq)
+        .limit(limit)
+        .load(conn)?;
+    diesel::delete(rat::table.filter(rat::seq.eq_any(chunk))).execute(conn)
 }

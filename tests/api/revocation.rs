@@ -20,6 +20,7 @@ both_backends!(
     introspection_requires_a_bearer_token_for_its_audience_and_role,
     feed_pages_and_resumes_without_missing_entries_across_instances,
     purge_removes_expired_rows_and_keeps_live_ones,
+    a_purge_larger_than_one_round_goes_in_rounds_to_the_end,
 );
 
 async fn revoke(app: &TestApp, token: &str, hint: Option<&str>) {
@@ -564,4 +565,45 @@ async fn purge_removes_expired_rows_and_keeps_live_ones(backend: Backend) {
     // The purge keeps the audit log (within its retention) and the key history whole.
     assert_eq!(app.count("audit_log"), audit_before);
     assert_eq!(app.count("signing_keys"), keys_before);
+}
+
+async fn a_purge_larger_than_one_round_goes_in_rounds_to_the_end(backend: Backend) {
+    // One purge an hour, the first at start-up: what that one purge leaves stays.
+    let app = spawn_app_with(&backend, &["--purge-every", "1h"]).await;
+    let live = app.login_admin().await;
+    // 5,000 expired refresh tokens (2.5 rounds of 2,000) in the live token's family.
+    let live_hash = crate::helpers::sha256_hex(live["refresh_token"].as_str().unwrap());
+    let rows = format!(
+        "SELECT 'expired-' || x, family_id, 1, 2, 1 FROM refresh_tokens, {{series}} \
+         WHERE token_hash = '{live_hash}'"
+    );
+    app.sql(&if app.db.url.starts_with("sqlite") {
+        format!(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) \
+             INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, used_at) {}",
+            rows.replace("{series}", "c")
+        )
+    } else {
+        format!(
+            "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, used_at) {}",
+            rows.replace("{series}", "generate_series(1, 5000) AS x")
+        )
+    });
+    assert_eq!(app.count("refresh_tokens"), 5001);
+    let app = app.restart().await;
+    eventually(Duration::from_secs(10), "the whole purge", || async {
+        (app.count("refresh_tokens") == 1).then_some(())
+    })
+    .await;
+    // The live token is the one left, and still works.
+    assert_eq!(
+        app.count(&format!("refresh_tokens WHERE token_hash = '{live_hash}'")),
+        1
+    );
+    assert_eq!(
+        app.refresh(live["refresh_token"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
 }
