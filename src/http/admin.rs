@@ -39,12 +39,7 @@ pub async fn rotate_keys(
         .map(|a| a.parse::<Alg>())
         .transpose()
         .map_err(ApiError::InvalidRequest)?;
-    let store = state.issuer.keys.clone();
-    let actor = caller.actor();
-    let rotated = state
-        .issuer
-        .run(move |conn| keys::rotate_now(conn, &store, requested, &actor))
-        .await?;
+    let rotated = state.issuer.rotate_keys(requested, caller.actor()).await?;
     Ok(HttpResponse::Ok().json(rotated))
 }
 

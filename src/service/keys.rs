@@ -126,11 +126,14 @@ impl<'a> Custody<'a> {
 const ALGS: [Alg; 2] = [Alg::RS256, Alg::ES256];
 
 /// Keys generated before a transaction (RSA generation takes a while), used as needed; a
-/// shortfall (another instance changed the keys meanwhile) is generated inside.
-struct Fresh(Vec<(SigningKey, Pkcs8)>);
+/// shortfall (another instance changed the keys meanwhile) is generated inside. The service
+/// generates them before its database work ([`Issuer::rotate_keys`]): on SQLite every request
+/// waits for that work (the single writer), and must not wait for RSA key generation.
+pub struct Fresh(Vec<(SigningKey, Pkcs8)>);
 
 impl Fresh {
-    fn generate(kek: &Kek, algs: &[Alg]) -> anyhow::Result<Self> {
+    /// Generates a key of each of `algs` (blocking: up to a few hundred milliseconds).
+    pub fn generate(kek: &Kek, algs: &[Alg]) -> anyhow::Result<Self> {
         algs.iter()
             .map(|&alg| kek.generate(alg))
             .collect::<anyhow::Result<_>>()
@@ -271,26 +274,61 @@ pub fn rotate(
     due_after: Option<i64>,
     actor: Option<&str>,
 ) -> Result<Option<Rotated>, KeyError> {
-    let fallback = custody.alg;
-    let due = |c: &Current, t: i64| match (due_after, &c.active) {
+    rotate_with(conn, custody, (switch_to, due_after, actor), None)
+}
+
+/// The keys a rotation to `switch_to` would need now (its target and the queues' shortfall),
+/// or nothing when a scheduled one (`due_after`) is not due: read before generating them off
+/// the database's thread.
+pub fn needed_for_rotation(
+    conn: &mut DbConn,
+    custody: &Custody,
+    switch_to: Option<Alg>,
+    due_after: Option<i64>,
+) -> anyhow::Result<Vec<Alg>> {
+    let c = Current::read(conn)?;
+    if !rotation_due(&c, due_after, custody.clock.now()) {
+        return Ok(Vec::new());
+    }
+    let mut needed = c.shortfall(custody.lookahead);
+    needed.push(switch_to.unwrap_or(c.primary(custody.alg)));
+    Ok(needed)
+}
+
+/// Whether a rotation is due: always when unscheduled; when scheduled every `due_after`
+/// seconds, once the active key has signed that long.
+fn rotation_due(c: &Current, due_after: Option<i64>, t: i64) -> bool {
+    match (due_after, &c.active) {
         (Some(every), Some(active)) => {
             active.activated_at.unwrap_or(active.created_at) <= t - every
         }
         _ => true,
-    };
-    let c = Current::read(conn)?;
-    if !due(&c, custody.clock.now()) {
-        return Ok(None);
     }
-    let target = switch_to.unwrap_or(c.primary(fallback));
-    let mut needed = c.shortfall(custody.lookahead);
-    needed.push(target);
-    let mut fresh = Fresh::generate(custody.kek, &needed)?;
+}
+
+/// [`rotate`], with keys generated beforehand (`fresh`), if any.
+pub fn rotate_with(
+    conn: &mut DbConn,
+    custody: &Custody,
+    (switch_to, due_after, actor): (Option<Alg>, Option<i64>, Option<&str>),
+    fresh: Option<Fresh>,
+) -> Result<Option<Rotated>, KeyError> {
+    let fallback = custody.alg;
+    let mut fresh = match fresh {
+        Some(fresh) => fresh,
+        None => {
+            let needed = needed_for_rotation(conn, custody, switch_to, due_after)?;
+            if needed.is_empty() {
+                return Ok(None);
+            }
+            Fresh::generate(custody.kek, &needed)?
+        }
+    };
     write_tx(conn, |conn| -> Result<Option<Rotated>, KeyError> {
         keys::lock_key_table(conn)?;
         let t = custody.clock.now();
         let c = Current::read(conn)?;
-        if !due(&c, t) {
+        if !rotation_due(&c, due_after, t) {
             return Ok(None);
         }
         let target = switch_to.unwrap_or(c.primary(fallback));
@@ -432,11 +470,34 @@ pub fn rotate_now(
     store: &KeyStore,
     switch_to: Option<Alg>,
     actor: &str,
+    fresh: Option<Fresh>,
 ) -> Result<Rotated, KeyError> {
-    let rotated = rotate(conn, &Custody::of(store), switch_to, None, Some(actor))?
+    let custody = Custody::of(store);
+    let rotated = rotate_with(conn, &custody, (switch_to, None, Some(actor)), fresh)?
         .context("an unscheduled rotation did not happen")?;
     store.refresh(conn)?;
     Ok(rotated)
+}
+
+impl crate::service::Issuer {
+    /// [`rotate_now`] with its keys generated first, off the database's thread: reads what the
+    /// rotation needs, generates it on the blocking pool, then rotates.
+    pub async fn rotate_keys(
+        &self,
+        switch_to: Option<Alg>,
+        actor: String,
+    ) -> Result<Rotated, KeyError> {
+        let store = self.keys.clone();
+        let needed = self
+            .db
+            .run(move |conn| needed_for_rotation(conn, &Custody::of(&store), switch_to, None))
+            .await?;
+        let fresh = generate_off_thread(&self.keys, needed).await?;
+        let store = self.keys.clone();
+        self.db
+            .run_typed(move |conn| rotate_now(conn, &store, switch_to, &actor, fresh))
+            .await
+    }
 }
 
 /// An emergency revocation (admin API): unpublishes `kid` here at once.
@@ -483,6 +544,22 @@ pub fn history(conn: &mut DbConn, store: &KeyStore) -> anyhow::Result<Vec<KeyVie
         .collect())
 }
 
+/// Generates `needed` keys on the blocking pool (not on the database's thread); `None` when
+/// nothing is needed.
+pub async fn generate_off_thread(
+    store: &std::sync::Arc<KeyStore>,
+    needed: Vec<Alg>,
+) -> anyhow::Result<Option<Fresh>> {
+    if needed.is_empty() {
+        return Ok(None);
+    }
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || Fresh::generate(store.kek(), &needed))
+        .await
+        .context("key generation panicked")?
+        .map(Some)
+}
+
 /// Keeps this instance's key ring in step with the database: every second it picks up changes
 /// made by any instance (rotations, revocations, imports), drops retired keys whose grace has
 /// ended, and, with `--rotate-every`, rotates when the active key is due (one instance wins;
@@ -492,11 +569,25 @@ pub async fn watch(db: crate::db::Db, keys: std::sync::Arc<KeyStore>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let store = keys.clone();
-        let result = db
-            .run(move |conn| {
-                if let Some(every) = store.settings().rotate_every {
-                    let rotated = rotate(conn, &Custody::of(&store), None, Some(every), None)
+        let result = async {
+            let every = keys.settings().rotate_every;
+            let fresh = match every {
+                Some(every) => {
+                    let store = keys.clone();
+                    let needed = db
+                        .run(move |conn| {
+                            needed_for_rotation(conn, &Custody::of(&store), None, Some(every))
+                        })
+                        .await?;
+                    generate_off_thread(&keys, needed).await?
+                }
+                None => None,
+            };
+            let store = keys.clone();
+            db.run(move |conn| {
+                if let (Some(every), Some(fresh)) = (every, fresh) {
+                    let custody = Custody::of(&store);
+                    let rotated = rotate_with(conn, &custody, (None, Some(every), None), Some(fresh))
                         .map_err(anyhow::Error::from)?;
                     if let Some(r) = rotated {
                         tracing::info!(active = %r.active, next = %r.next, "scheduled key rotation");
@@ -504,7 +595,9 @@ pub async fn watch(db: crate::db::Db, keys: std::sync::Arc<KeyStore>) {
                 }
                 store.refresh(conn)
             })
-            .await;
+            .await
+        }
+        .await;
         if let Err(e) = result {
             tracing::warn!(
                 error = format!("{e:#}"),
