@@ -242,6 +242,16 @@ async fn multipart(content_type: &str, body: web::Bytes) -> Result<Data, DrfErro
     Ok(Data::Form(pairs))
 }
 
+/// The request's body, parsed as DRF would, and the named fields of it (every field error at
+/// once).
+async fn body_fields<const N: usize>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    names: [&'static str; N],
+) -> Result<[String; N], DrfError> {
+    fields(&parse(req, payload).await?, names)
+}
+
 /// The Python type name DRF puts in "Expected a dictionary, but got …".
 fn python_type(value: &Value) -> &'static str {
     match value {
@@ -319,8 +329,7 @@ pub async fn obtain(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let result = async {
-        let data = parse(&req, payload).await?;
-        let [username, password] = fields(&data, ["username", "password"])?;
+        let [username, password] = body_fields(&req, payload, ["username", "password"]).await?;
         let password = Password::for_login(&password).map_err(ApiError::InvalidRequest)?;
         let login = PasswordLogin {
             // A name that cannot exist is just a wrong username.
@@ -345,8 +354,7 @@ pub async fn refresh(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let result = async {
-        let data = parse(&req, payload).await?;
-        let [presented] = fields(&data, ["refresh"])?;
+        let [presented] = body_fields(&req, payload, ["refresh"]).await?;
         let request = default_request(&req, &state, GrantType::RefreshToken)?;
         match state.issuer.refresh(&presented, None, request).await {
             Ok(issued) => Ok(issued),
@@ -368,8 +376,7 @@ pub async fn verify(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let result = async {
-        let data = parse(&req, payload).await?;
-        let [token] = fields(&data, ["token"])?;
+        let [token] = body_fields(&req, payload, ["token"]).await?;
         match state
             .issuer
             .token_state(&token)
@@ -399,8 +406,7 @@ pub async fn blacklist(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let result = async {
-        let data = parse(&req, payload).await?;
-        let [presented] = fields(&data, ["refresh"])?;
+        let [presented] = body_fields(&req, payload, ["refresh"]).await?;
         let live = matches!(
             state
                 .issuer

@@ -72,6 +72,14 @@ pub fn access_still_valid(
 }
 
 impl Issuer {
+    /// The claims of `token` if it is an unexpired access token signed by one of our published
+    /// keys, for any audience (revocation, introspection): the signature only, not the deny
+    /// list.
+    fn verify_access(&self, token: &str) -> Result<AccessClaims, crate::crypto::jwt::VerifyError> {
+        let now = self.settings.clock.now();
+        self.keys.current().verifier.verify_any_audience(token, now)
+    }
+
     /// [`access_still_valid`], off the async workers.
     pub async fn still_valid(&self, claims: AccessClaims) -> anyhow::Result<bool> {
         let registry = self.registry.current();
@@ -106,12 +114,7 @@ impl Issuer {
                 .await;
         }
         // Only a token we signed and that has not expired needs denying.
-        let Ok(claims) = self
-            .keys
-            .current()
-            .verifier
-            .verify_any_audience(token, clock.now())
-        else {
+        let Ok(claims) = self.verify_access(token) else {
             return Ok(false);
         };
         self.db
@@ -158,12 +161,7 @@ impl Issuer {
                 })
                 .await;
         }
-        let Ok(claims) = self
-            .keys
-            .current()
-            .verifier
-            .verify_any_audience(token, clock.now())
-        else {
+        let Ok(claims) = self.verify_access(token) else {
             return Ok(Introspection::Inactive);
         };
         let registry = self.registry.current();
@@ -234,7 +232,7 @@ impl Issuer {
                 .await?;
             return Ok((TokenKind::Refresh, state));
         }
-        let claims = match self.keys.current().verifier.verify_any_audience(token, now) {
+        let claims = match self.verify_access(token) {
             Ok(claims) => claims,
             Err(crate::crypto::jwt::VerifyError::Expired) => {
                 return Ok((TokenKind::Access, TokenState::Expired));
