@@ -25,4 +25,5 @@ mod rotation;
 mod sessions;
 mod simplejwt;
 mod time;
+mod verifier;
 mod wellknown;

@@ -1,0 +1,71 @@
+//! What a verified access token says.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The claims of a verified access token (RFC 9068), with the issuer's own claims (or yours)
+/// in `extra`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(bound = "T: DeserializeOwned")]
+pub struct Claims<T = IssuerClaims> {
+    /// The issuer.
+    pub iss: String,
+    /// The subject: a user id, or a client id for `client_credentials` tokens.
+    pub sub: String,
+    /// The audiences (a single string in the token is read as a list of one).
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before, when present.
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    /// The token's unique id (what revocation names).
+    pub jti: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Space-separated scopes (empty when none).
+    #[serde(default)]
+    pub scope: String,
+    /// Everything else, as `T`.
+    #[serde(flatten)]
+    pub extra: T,
+}
+
+/// jwt-issuer's own claims beside the registered ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct IssuerClaims {
+    /// The user's name (absent for client tokens).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The user's roles at issue.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl<T> Claims<T> {
+    /// The scopes, one by one.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split_ascii_whitespace()
+    }
+
+    /// Whether the token has `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Aud {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Aud::deserialize(d)? {
+        Aud::One(a) => vec![a],
+        Aud::Many(list) => list,
+    })
+}

@@ -1,0 +1,408 @@
+//! The verifier: builder, discovery, the background refresh, and the checks of RFC 9068 and
+//! RFC 8725.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::claims::{Claims, IssuerClaims};
+use crate::clock::{self, Clock, SystemClock};
+use crate::error::{Error, Reason};
+use crate::events::{Events, NoEvents};
+use crate::fetch::{self, FetchError, Fetched, Http};
+use crate::jwks::{self, Jwks, Policy};
+
+/// Why a verifier could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The issuer or a URL given is not a valid URL.
+    #[error("not a valid URL: {0}")]
+    Url(String),
+    /// The issuer's metadata could not be fetched.
+    #[error("fetching the issuer's metadata: {0}")]
+    Discovery(FetchError),
+    /// The metadata is not the issuer's (RFC 8414 §3.3) or lacks `jwks_uri`.
+    #[error("the issuer's metadata is not usable: {0}")]
+    Metadata(&'static str),
+    /// An HTTP client could not be made.
+    #[error("{0}")]
+    Http(FetchError),
+    /// Not called within a tokio runtime (the background refresh needs one).
+    #[error("the verifier must be built within a tokio runtime")]
+    NoRuntime,
+}
+
+/// Configures a [`Verifier`]. Defaults: audience = the issuer, leeway 60 s, `max-age` clamped
+/// to 1 min – 24 h (5 min when the issuer gives none), stale keys used for at most 1 h while
+/// the issuer cannot be reached, unknown kids looked up at most once per 10 s, HTTP timeout
+/// 5 s, bodies up to 256 KiB.
+pub struct Builder {
+    issuer: String,
+    jwks_uri: Option<String>,
+    audience: Option<String>,
+    leeway: Duration,
+    required_scopes: Vec<String>,
+    policy: Policy,
+    timeout: Duration,
+    max_body: usize,
+    clock: Arc<dyn Clock>,
+    events: Arc<dyn Events>,
+}
+
+impl Builder {
+    /// The audience a token must name in `aud` (RFC 9068 §4): this service's identifier.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// The clock skew allowed on `exp`, `nbf` and `iat`.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Scopes every token must have ([`Error::InsufficientScope`] otherwise).
+    pub fn required_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The JWK Set's URL, instead of discovering it from the issuer's metadata.
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
+    /// The bounds a `Cache-Control: max-age` is clamped to.
+    pub fn max_age_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.policy.min_age = min;
+        self.policy.max_age = max.max(min);
+        self
+    }
+
+    /// How long past their freshness keys are still used while the issuer cannot be reached.
+    pub fn max_stale(mut self, max_stale: Duration) -> Self {
+        self.policy.max_stale = max_stale;
+        self
+    }
+
+    /// At most one refetch for unknown kids per `cooldown`; a kid still unknown after one is
+    /// rejected without asking again for as long.
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.policy.cooldown = cooldown;
+        self
+    }
+
+    /// The timeout of each HTTP request (connecting included).
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest metadata or JWK Set body accepted.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Where the time comes from (tests: [`crate::ManualClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Metrics hooks.
+    pub fn events(mut self, events: impl Events) -> Self {
+        self.events = Arc::new(events);
+        self
+    }
+
+    /// Discovers the JWK Set from the issuer's metadata (unless given), fetches it once and
+    /// starts the background refresh. A failed first fetch is not an error: the background
+    /// task retries, and tokens are answered [`Error::Unavailable`] until keys arrive.
+    pub async fn build(self) -> Result<Verifier, BuildError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let issuer = Url::parse(&self.issuer).map_err(|_| BuildError::Url(self.issuer.clone()))?;
+        let http = Http::new(self.timeout, self.max_body).map_err(BuildError::Http)?;
+        let jwks_uri = match &self.jwks_uri {
+            Some(uri) => Url::parse(uri).map_err(|_| BuildError::Url(uri.clone()))?,
+            None => discover(&http, &self.issuer, &issuer).await?,
+        };
+        fetch::check_secure(&jwks_uri).map_err(BuildError::Discovery)?;
+        let inner = Arc::new(Inner {
+            audience: self.audience.unwrap_or_else(|| self.issuer.clone()),
+            issuer: self.issuer,
+            leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+            required_scopes: self.required_scopes,
+            jwks: Jwks::new(jwks_uri, http, self.policy),
+            clock: self.clock,
+            events: self.events,
+        });
+        let _ = inner.jwks.refresh(&*inner.clock, &*inner.events).await;
+        runtime.spawn(refresher(Arc::downgrade(&inner)));
+        Ok(Verifier { inner })
+    }
+}
+
+/// RFC 8414: `{issuer}/.well-known/oauth-authorization-server`, whose `issuer` must be ours.
+async fn discover(http: &Http, issuer: &str, url: &Url) -> Result<Url, BuildError> {
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        issuer: String,
+        jwks_uri: Option<String>,
+    }
+    let mut metadata_url = url.clone();
+    let path = format!(
+        "{}/.well-known/oauth-authorization-server",
+        url.path().trim_end_matches('/')
+    );
+    metadata_url.set_path(&path);
+    let body = match http
+        .get(&metadata_url, None)
+        .await
+        .map_err(BuildError::Discovery)?
+    {
+        Fetched::Fresh { body, .. } => body,
+        Fetched::NotModified { .. } => return Err(BuildError::Metadata("unexpected 304")),
+    };
+    let metadata: Metadata =
+        serde_json::from_slice(&body).map_err(|_| BuildError::Metadata("not JSON metadata"))?;
+    if metadata.issuer != issuer {
+        return Err(BuildError::Metadata("its issuer is not the one configured"));
+    }
+    let jwks_uri = metadata
+        .jwks_uri
+        .ok_or(BuildError::Metadata("no jwks_uri"))?;
+    Url::parse(&jwks_uri).map_err(|_| BuildError::Url(jwks_uri))
+}
+
+/// The background refresh: ahead of expiry while healthy, with backoff while failing; ends
+/// when the last [`Verifier`] is dropped.
+async fn refresher(inner: Weak<Inner>) {
+    let mut seed = jitter_seed();
+    loop {
+        let (wait, clock) = {
+            let Some(inner) = inner.upgrade() else { return };
+            seed = next_random(seed);
+            let jitter = (seed >> 11) as f64 / (1u64 << 53) as f64;
+            let wait = inner.jwks.next_refresh_in(inner.clock.now(), jitter);
+            (wait, inner.clock.clone())
+        };
+        clock.sleep(wait).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let _ = inner.jwks.refresh(&*inner.clock, &*inner.events).await;
+    }
+}
+
+fn jitter_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x9e37_79b9_7f4a_7c15);
+    h.finish() | 1
+}
+
+/// xorshift64*: jitter needs no cryptographic randomness.
+fn next_random(mut x: u64) -> u64 {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+struct Inner {
+    issuer: String,
+    audience: String,
+    leeway: i64,
+    required_scopes: Vec<String>,
+    jwks: Jwks,
+    clock: Arc<dyn Clock>,
+    events: Arc<dyn Events>,
+}
+
+/// Verifies jwt-issuer's access tokens. Cheap to clone (one shared cache); build it once per
+/// service with [`Verifier::builder`].
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.inner.issuer)
+            .field("audience", &self.inner.audience)
+            .field("jwks_uri", &self.inner.jwks.uri().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A builder for tokens of `issuer` (the exact `iss` value, e.g. `https://auth.example`).
+    pub fn builder(issuer: impl Into<String>) -> Builder {
+        Builder {
+            issuer: issuer.into(),
+            jwks_uri: None,
+            audience: None,
+            leeway: Duration::from_secs(60),
+            required_scopes: Vec::new(),
+            policy: Policy {
+                min_age: Duration::from_secs(60),
+                max_age: Duration::from_secs(24 * 3600),
+                default_age: Duration::from_secs(300),
+                max_stale: Duration::from_secs(3600),
+                cooldown: Duration::from_secs(10),
+            },
+            timeout: Duration::from_secs(5),
+            max_body: 256 * 1024,
+            clock: Arc::new(SystemClock),
+            events: Arc::new(NoEvents),
+        }
+    }
+
+    /// Verifies an access token (the value after `Bearer `) and returns its claims.
+    pub async fn verify(&self, token: &str) -> Result<Claims, Error> {
+        self.verify_as::<IssuerClaims>(token).await
+    }
+
+    /// As [`Verifier::verify`], with the claims beyond the registered ones read as `T`.
+    pub async fn verify_as<T: DeserializeOwned>(&self, token: &str) -> Result<Claims<T>, Error> {
+        let (kid, alg) = header(token)?;
+        let inner = &*self.inner;
+        let (keys, _stale) = inner.jwks.key(&kid, &*inner.clock, &*inner.events).await?;
+        let key = jwks::get(&keys, &kid).ok_or(Error::InvalidToken(Reason::UnknownKey))?;
+        if key.alg != alg {
+            return Err(Error::InvalidToken(Reason::Algorithm));
+        }
+        let claims = decode::<T>(token, &key.decoding, alg)?;
+        self.check(&claims)?;
+        Ok(claims)
+    }
+
+    /// Fetches the key set now (one fetch shared with any under way), whatever its freshness.
+    pub async fn refresh(&self) -> Result<(), FetchError> {
+        let inner = &*self.inner;
+        inner.jwks.refresh(&*inner.clock, &*inner.events).await
+    }
+
+    fn check<T>(&self, claims: &Claims<T>) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let invalid = |r| Err(Error::InvalidToken(r));
+        if [&claims.iss, &claims.sub, &claims.jti, &claims.client_id]
+            .iter()
+            .any(|c| c.is_empty())
+            || claims.aud.is_empty()
+        {
+            return invalid(Reason::MissingClaim);
+        }
+        if claims.iss != inner.issuer {
+            return invalid(Reason::Issuer);
+        }
+        if !claims.aud.contains(&inner.audience) {
+            return invalid(Reason::Audience);
+        }
+        let now = clock::unix(inner.clock.now());
+        let leeway = inner.leeway;
+        if claims.exp <= now.saturating_sub(leeway) {
+            return invalid(Reason::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        {
+            return invalid(Reason::NotYetValid);
+        }
+        if claims.iat > now.saturating_add(leeway) {
+            return invalid(Reason::IssuedInFuture);
+        }
+        if inner.required_scopes.iter().any(|s| !claims.has_scope(s)) {
+            return Err(Error::InsufficientScope {
+                required: inner.required_scopes.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The header checks (RFC 8725, RFC 9068 §4): `kid` and `typ: at+jwt` required; only RS256
+/// and ES256; never `jku`, `x5u`, `jwk`, `x5c` or `crit`.
+fn header(token: &str) -> Result<(String, Algorithm), Error> {
+    let invalid = |r| Error::InvalidToken(r);
+    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid(unreadable(token)))?;
+    if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+        return Err(invalid(Reason::Algorithm));
+    }
+    if header.jku.is_some()
+        || header.x5u.is_some()
+        || header.jwk.is_some()
+        || header.x5c.is_some()
+        || header.crit.is_some()
+    {
+        return Err(invalid(Reason::ForbiddenHeader));
+    }
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok {
+        return Err(invalid(Reason::Type));
+    }
+    let kid = header
+        .kid
+        .filter(|k| !k.is_empty())
+        .ok_or(invalid(Reason::NoKeyId))?;
+    Ok((kid, header.alg))
+}
+
+/// Why a header jsonwebtoken cannot read is refused: an algorithm it does not know (`none`,
+/// for one) is [`Reason::Algorithm`]; anything else is malformed.
+fn unreadable(token: &str) -> Reason {
+    use base64::Engine;
+    let alg = token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .and_then(|h| h.get("alg").and_then(|a| a.as_str()).map(str::to_owned));
+    match alg {
+        Some(_) => Reason::Algorithm,
+        None => Reason::Malformed,
+    }
+}
+
+/// The signature (first), then the claims' shape; the claims' values are checked by
+/// [`Verifier::check`] against the verifier's clock.
+fn decode<T: DeserializeOwned>(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    alg: Algorithm,
+) -> Result<Claims<T>, Error> {
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Claims<T>>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            Error::InvalidToken(match e.kind() {
+                ErrorKind::InvalidSignature => Reason::Signature,
+                ErrorKind::InvalidAlgorithm => Reason::Algorithm,
+                ErrorKind::Json(j) if j.to_string().starts_with("missing field") => {
+                    Reason::MissingClaim
+                }
+                _ => Reason::Malformed,
+            })
+        })
+}

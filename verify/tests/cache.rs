@@ -1,0 +1,587 @@
+//! The verifier against a scripted JWKS server: freshness, ETag, failures, unknown kids,
+//! rotation, limits; and the token checks. Time is a manual clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jwt_issuer_verify::{Error, FetchOutcome, ManualClock, Reason, Verifier};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const ISSUER: &str = "https://issuer.example";
+
+/// What the scripted server answers next.
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// Never answer (a hung server).
+    hang: bool,
+}
+
+impl Answer {
+    fn jwks(set: &Value, max_age: u64, etag: &str) -> Self {
+        Self {
+            status: 200,
+            headers: vec![
+                ("Cache-Control".into(), format!("public, max-age={max_age}")),
+                ("ETag".into(), etag.into()),
+            ],
+            body: set.to_string().into_bytes(),
+            hang: false,
+        }
+    }
+
+    fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: vec![],
+            body: b"{}".to_vec(),
+            hang: false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    requests: AtomicUsize,
+    if_none_match: Mutex<Vec<Option<String>>>,
+}
+
+struct Server {
+    url: String,
+    answer: Arc<Mutex<Answer>>,
+    /// What `/.well-known/…` answers, when set (else the same as every other path).
+    metadata: Arc<Mutex<Option<Answer>>>,
+    seen: Arc<Seen>,
+}
+
+impl Server {
+    async fn start(first: Answer) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let answer = Arc::new(Mutex::new(first));
+        let seen = Arc::new(Seen::default());
+        let metadata = Arc::new(Mutex::new(None::<Answer>));
+        let (a, s, m) = (answer.clone(), seen.clone(), metadata.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (a, s, m) = (a.clone(), s.clone(), m.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_string();
+                    let inm = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("if-none-match: "))
+                        .map(str::to_owned);
+                    s.requests.fetch_add(1, Ordering::SeqCst);
+                    s.if_none_match.lock().unwrap().push(inm);
+                    let well_known = head.starts_with("GET /.well-known/");
+                    let answer = match m.lock().unwrap().clone() {
+                        Some(meta) if well_known => meta,
+                        _ => a.lock().unwrap().clone(),
+                    };
+                    if answer.hang {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    }
+                    let mut out = format!(
+                        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        answer.status,
+                        answer.body.len()
+                    );
+                    for (k, v) in &answer.headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    let mut bytes = out.into_bytes();
+                    bytes.extend_from_slice(&answer.body);
+                    let _ = stream.write_all(&bytes).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self {
+            url,
+            answer,
+            metadata,
+            seen,
+        }
+    }
+
+    fn answer(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    fn requests(&self) -> usize {
+        self.seen.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// An ES256 key of the issuer's.
+struct TestKey {
+    kid: String,
+    pair: EcdsaKeyPair,
+}
+
+impl TestKey {
+    fn new(kid: &str) -> Self {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        Self {
+            kid: kid.into(),
+            pair,
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        let point = self.pair.public_key().as_ref();
+        json!({"kty": "EC", "crv": "P-256", "kid": self.kid, "alg": "ES256", "use": "sig",
+               "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65])})
+    }
+
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = self.pair.sign(&rng, input.as_bytes()).unwrap();
+        format!("{input}.{}", B64.encode(sig.as_ref()))
+    }
+
+    fn token(&self, now: i64) -> String {
+        self.sign(&self.header(), &claims(now))
+    }
+
+    fn header(&self) -> Value {
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid})
+    }
+
+    #[allow(dead_code)]
+    fn pkcs8(&self) -> Vec<u8> {
+        self.pair.to_pkcs8v1().unwrap().as_ref().to_vec()
+    }
+}
+
+fn claims(now: i64) -> Value {
+    json!({"iss": ISSUER, "sub": "u1", "aud": [ISSUER, "https://orders.example"], "exp": now + 300,
+           "iat": now, "nbf": now, "jti": format!("j{now}"), "client_id": "default",
+           "scope": "orders:read profile", "username": "alice", "roles": ["admin"]})
+}
+
+fn set(keys: &[&TestKey]) -> Value {
+    json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()})
+}
+
+const T0: u64 = 1_800_000_000;
+
+fn clock() -> ManualClock {
+    ManualClock::at(SystemTime::UNIX_EPOCH + Duration::from_secs(T0))
+}
+
+fn now(clock: &ManualClock) -> i64 {
+    use jwt_issuer_verify::Clock;
+    clock
+        .now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn verifier(server: &Server, clock: &ManualClock) -> Verifier {
+    Verifier::builder(ISSUER)
+        .jwks_uri(&server.url)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Waits (for real, briefly) until the background task has made `n` requests.
+async fn until_requests(server: &Server, n: usize) {
+    for _ in 0..500 {
+        if server.requests() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{} requests, expected {n}", server.requests());
+}
+
+#[tokio::test]
+async fn a_token_verifies_with_the_cached_keys_and_no_further_fetch() {
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 300, "\"v1\"")).await;
+    let clock = clock();
+    let v = verifier(&server, &clock).await;
+    for _ in 0..100 {
+        let claims = v.verify(&key.token(now(&clock))).await.unwrap();
+        assert_eq!(claims.sub, "u1");
+        assert_eq!(claims.extra.username.as_deref(), Some("alice"));
+    }
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn the_background_refresh_comes_ahead_of_max_age_and_revalidates_with_the_etag() {
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 300, "\"v1\"")).await;
+    let clock = clock();
+    let v = verifier(&server, &clock).await;
+    clock.advance(Duration::from_secs(230));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(server.requests(), 1, "refreshed before 80% of max-age");
+    server.answer(Answer {
+        status: 304,
+        headers: vec![("Cache-Control".into(), "max-age=300".into())],
+        body: vec![],
+        hang: false,
+    });
+    clock.advance(Duration::from_secs(41));
+    until_requests(&server, 2).await;
+    assert_eq!(
+        server.seen.if_none_match.lock().unwrap()[1].as_deref(),
+        Some("\"v1\"")
+    );
+    // The 304 extended the keys' freshness: still fresh 290 s later, and verifying.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    clock.advance(Duration::from_secs(200));
+    v.verify(&key.token(now(&clock))).await.unwrap();
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_issuer_keeps_the_last_good_keys_for_max_stale_then_refuses() {
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 60, "\"v1\"")).await;
+    let clock = clock();
+    let v = Verifier::builder(ISSUER)
+        .jwks_uri(&server.url)
+        .clock(clock.clone())
+        .max_stale(Duration::from_secs(600))
+        .build()
+        .await
+        .unwrap();
+    server.answer(Answer::status(503));
+    // An outage of twice max-age and more: no valid token is rejected.
+    for _ in 0..12 {
+        clock.advance(Duration::from_secs(50));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        v.verify(&key.token(now(&clock))).await.unwrap();
+    }
+    assert!(server.requests() > 1, "retried");
+    clock.advance(Duration::from_secs(61));
+    let e = v.verify(&key.token(now(&clock))).await.unwrap_err();
+    assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    assert_eq!(e.status(), 503);
+}
+
+#[tokio::test]
+async fn an_empty_or_malformed_set_never_replaces_a_good_one() {
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 300, "\"v1\"")).await;
+    let clock = clock();
+    let v = verifier(&server, &clock).await;
+    for bad in [
+        Answer::jwks(&json!({"keys": []}), 300, "\"v2\""),
+        Answer {
+            body: b"<html>oops</html>".to_vec(),
+            ..Answer::jwks(&json!({}), 300, "\"v3\"")
+        },
+        Answer::jwks(
+            &json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": "c2VjcmV0"}]}),
+            300,
+            "\"v4\"",
+        ),
+    ] {
+        server.answer(bad);
+        assert!(v.refresh().await.is_err());
+        v.verify(&key.token(now(&clock))).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn unknown_kids_cause_one_shared_refetch_per_cooldown_and_are_rejected_at_once_beyond() {
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 300, "\"v1\"")).await;
+    let clock = clock();
+    let v = verifier(&server, &clock).await;
+    let t = now(&clock);
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let v = v.clone();
+            let token = TestKey::new(&format!("storm-{i}")).token(t);
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let e = v.verify(&token).await.unwrap_err();
+                (e, started.elapsed())
+            })
+        })
+        .collect();
+    // Those that came while the one refetch ran waited for it; none fetched again.
+    for task in tasks {
+        let (e, _) = task.await.unwrap();
+        assert_eq!(e, Error::InvalidToken(Reason::UnknownKey));
+    }
+    assert_eq!(server.requests(), 2, "one refetch for the whole storm");
+    // Within the cooldown, new unknown kids are rejected at once, with no fetch.
+    let mut took: Vec<Duration> = Vec::new();
+    for i in 0..1000 {
+        let token = TestKey::new(&format!("again-{i}")).token(t);
+        let started = std::time::Instant::now();
+        let e = v.verify(&token).await.unwrap_err();
+        took.push(started.elapsed());
+        assert_eq!(e, Error::InvalidToken(Reason::UnknownKeyLimited));
+    }
+    took.sort();
+    assert!(took[989] < Duration::from_millis(1), "p99 {:?}", took[989]);
+    assert_eq!(server.requests(), 2);
+    // The valid key still verifies, and after the cooldown one more refetch is allowed.
+    v.verify(&key.token(t)).await.unwrap();
+    clock.advance(Duration::from_secs(10));
+    let _ = v.verify(&TestKey::new("late").token(t)).await;
+    assert_eq!(server.requests(), 3);
+}
+
+#[tokio::test]
+async fn a_new_kid_is_found_by_one_refetch_and_a_prepublished_next_key_needs_none() {
+    let (active, next, newer) = (TestKey::new("a"), TestKey::new("n"), TestKey::new("x"));
+    let server = Server::start(Answer::jwks(&set(&[&active, &next]), 300, "\"v1\"")).await;
+    let clock = clock();
+    let v = verifier(&server, &clock).await;
+    let t = now(&clock);
+    // The rotation promoted `next`: its tokens verify with no fetch.
+    v.verify(&next.token(t)).await.unwrap();
+    assert_eq!(server.requests(), 1);
+    // A key never published before: found by one refetch.
+    server.answer(Answer::jwks(&set(&[&next, &newer]), 300, "\"v2\""));
+    v.verify(&newer.token(t)).await.unwrap();
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test]
+async fn fetches_have_limits_no_redirects_and_a_timeout() {
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 300, "\"v1\"")).await;
+    let clock = clock();
+    let v = Verifier::builder(ISSUER)
+        .jwks_uri(&server.url)
+        .clock(clock.clone())
+        .max_body(4096)
+        .http_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    server.answer(Answer::jwks(
+        &json!({"keys": [key.jwk()], "pad": "x".repeat(5000)}),
+        300,
+        "\"big\"",
+    ));
+    assert_eq!(
+        v.refresh().await.unwrap_err(),
+        jwt_issuer_verify::FetchError::TooLarge(4096)
+    );
+    server.answer(Answer {
+        headers: vec![("Location".into(), "http://127.0.0.1:1/evil".into())],
+        ..Answer::status(302)
+    });
+    assert_eq!(
+        v.refresh().await.unwrap_err(),
+        jwt_issuer_verify::FetchError::Status(302)
+    );
+    server.answer(Answer {
+        hang: true,
+        ..Answer::status(200)
+    });
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        v.refresh().await.unwrap_err(),
+        jwt_issuer_verify::FetchError::Transport(_)
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    v.verify(&key.token(now(&clock))).await.unwrap();
+    // Plain http is for loopback only.
+    let e = Verifier::builder(ISSUER)
+        .jwks_uri("http://issuer.example/jwks.json")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("neither https"), "{e}");
+}
+
+#[tokio::test]
+async fn hostile_and_invalid_tokens_are_refused_with_their_reason() {
+    let key = TestKey::new("k1");
+    let other = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 300, "\"v1\"")).await;
+    let clock = clock();
+    let v = Verifier::builder(ISSUER)
+        .jwks_uri(&server.url)
+        .clock(clock.clone())
+        .leeway(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let t = now(&clock);
+    let with = |patch: Value| {
+        let mut c = claims(t);
+        for (k, val) in patch.as_object().unwrap() {
+            if val.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = val.clone();
+            }
+        }
+        key.sign(&key.header(), &c)
+    };
+    let header = |patch: Value| {
+        let mut h = key.header();
+        for (k, val) in patch.as_object().unwrap() {
+            if val.is_null() {
+                h.as_object_mut().unwrap().remove(k);
+            } else {
+                h[k] = val.clone();
+            }
+        }
+        key.sign(&h, &claims(t))
+    };
+    let none = format!(
+        "{}.{}.",
+        B64.encode(json!({"alg": "none", "typ": "at+jwt", "kid": "k1"}).to_string()),
+        B64.encode(claims(t).to_string())
+    );
+    let mut tampered = key.token(t);
+    tampered.insert(tampered.len() - 3, 'A');
+    let cases: Vec<(String, Reason)> = vec![
+        ("garbage".into(), Reason::Malformed),
+        (none, Reason::Algorithm),
+        (header(json!({"alg": "HS256"})), Reason::Algorithm),
+        (header(json!({"alg": "RS256"})), Reason::Algorithm),
+        (header(json!({"kid": null})), Reason::NoKeyId),
+        (header(json!({"typ": "JWT"})), Reason::Type),
+        (header(json!({"typ": null})), Reason::Type),
+        (
+            header(json!({"jku": "https://evil/jwks"})),
+            Reason::ForbiddenHeader,
+        ),
+        (
+            header(json!({"x5u": "https://evil/cert"})),
+            Reason::ForbiddenHeader,
+        ),
+        (header(json!({"jwk": key.jwk()})), Reason::ForbiddenHeader),
+        (header(json!({"crit": ["exp"]})), Reason::ForbiddenHeader),
+        (other.token(t), Reason::Signature),
+        (tampered, Reason::Signature),
+        (with(json!({"iss": "https://evil.example"})), Reason::Issuer),
+        (
+            with(json!({"aud": "https://billing.example"})),
+            Reason::Audience,
+        ),
+        (with(json!({"exp": t - 31})), Reason::Expired),
+        (with(json!({"nbf": t + 31})), Reason::NotYetValid),
+        (with(json!({"iat": t + 31})), Reason::IssuedInFuture),
+        (with(json!({"client_id": null})), Reason::MissingClaim),
+        (with(json!({"jti": null})), Reason::MissingClaim),
+        (with(json!({"sub": ""})), Reason::MissingClaim),
+    ];
+    for (token, reason) in cases {
+        assert_eq!(
+            v.verify(&token).await.unwrap_err(),
+            Error::InvalidToken(reason),
+            "{token}"
+        );
+    }
+    // Within the leeway, and a single-string aud.
+    v.verify(&with(json!({"exp": t - 29, "aud": ISSUER})))
+        .await
+        .unwrap();
+    // Required scopes.
+    let strict = Verifier::builder(ISSUER)
+        .jwks_uri(&server.url)
+        .audience("https://orders.example")
+        .required_scopes(["orders:read", "orders:write"])
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let e = strict.verify(&key.token(t)).await.unwrap_err();
+    assert_eq!(e.status(), 403);
+    assert!(
+        e.www_authenticate(None)
+            .contains(r#"scope="orders:read orders:write""#)
+    );
+}
+
+#[tokio::test]
+async fn discovery_takes_the_jwks_uri_from_the_issuers_metadata_and_checks_its_issuer() {
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 300, "\"v1\"")).await;
+    let issuer = server.url.trim_end_matches("/jwks.json").to_owned();
+    let metadata = |issuer: &str| Answer {
+        body: json!({"issuer": issuer, "jwks_uri": server.url})
+            .to_string()
+            .into_bytes(),
+        ..Answer::status(200)
+    };
+    *server.metadata.lock().unwrap() = Some(metadata(&issuer));
+    let v = Verifier::builder(&issuer).build().await.unwrap();
+    assert!(format!("{v:?}").contains(&server.url), "{v:?}");
+    assert_eq!(server.requests(), 2, "the metadata, then the key set");
+    let e = Verifier::builder("http://127.0.0.1:1")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("metadata"), "{e}");
+    *server.metadata.lock().unwrap() = Some(metadata("https://other.example"));
+    let e = Verifier::builder(&issuer).build().await.unwrap_err();
+    assert!(e.to_string().contains("not the one configured"), "{e}");
+}
+
+#[tokio::test]
+async fn events_report_fetches() {
+    #[derive(Clone, Default)]
+    struct Counts(Arc<Mutex<Vec<FetchOutcome>>>);
+    impl jwt_issuer_verify::Events for Counts {
+        fn jwks_fetch(&self, outcome: &FetchOutcome) {
+            self.0.lock().unwrap().push(outcome.clone());
+        }
+    }
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 300, "\"v1\"")).await;
+    let counts = Counts::default();
+    let v = Verifier::builder(ISSUER)
+        .jwks_uri(&server.url)
+        .clock(clock())
+        .events(counts.clone())
+        .build()
+        .await
+        .unwrap();
+    server.answer(Answer::status(304));
+    v.refresh().await.unwrap();
+    server.answer(Answer::status(500));
+    let _ = v.refresh().await;
+    assert_eq!(
+        *counts.0.lock().unwrap(),
+        vec![
+            FetchOutcome::Updated { keys: 1 },
+            FetchOutcome::NotModified,
+            FetchOutcome::Failed(jwt_issuer_verify::FetchError::Status(500))
+        ]
+    );
+}
