@@ -61,6 +61,8 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "jwks_uri": format!("{}/.well-known/jwks.json", s.issuer),
             "revocation_endpoint": format!("{}/oauth/revoke", s.issuer),
             "revocation_endpoint_auth_methods_supported": client_auth,
+            // Not registered in RFC 8414: where resource servers follow revocations.
+            "revocation_feed_endpoint": format!("{}/oauth/revocations", s.issuer),
             "introspection_endpoint": format!("{}/oauth/introspect", s.issuer),
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "bearer"],
             "grant_types_supported": GrantType::ALL.map(GrantType::as_str),

@@ -3,14 +3,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
 
-use jwt_issuer_verify::{Error, Events, FetchOutcome, Reason, Verifier};
+use jwt_issuer_verify::{Error, Events, FetchOutcome, ManualClock, Reason, Verifier};
 use serde_json::json;
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, spawn_app};
 
-both_backends!(the_verifier_crate_checks_our_tokens_across_rotations);
+both_backends!(
+    the_verifier_crate_checks_our_tokens_across_rotations,
+    the_verifier_crate_refuses_a_revoked_token_once_it_has_read_the_feed,
+);
 
 #[derive(Clone, Default)]
 struct Fetches(Arc<AtomicUsize>);
@@ -109,4 +113,40 @@ async fn the_verifier_crate_checks_our_tokens_across_rotations(backend: Backend)
         other.verify(&unseen).await.unwrap_err(),
         Error::InvalidToken(Reason::Audience)
     );
+}
+
+async fn the_verifier_crate_refuses_a_revoked_token_once_it_has_read_the_feed(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let clock = ManualClock::at(SystemTime::now());
+    let verifier = Verifier::builder(&app.issuer)
+        .follow_revocations()
+        .revocation_interval(Duration::from_secs(5))
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(verifier.revocation_lag(), Some(Duration::ZERO));
+    let token = access_token(&app).await;
+    let kept = access_token(&app).await;
+    verifier.verify(&token).await.unwrap();
+
+    let resp = app
+        .post_form_auth("/oauth/revoke", None, &[("token", token.as_str())])
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // Until the next read of the feed, the verifier does not know.
+    verifier.verify(&token).await.unwrap();
+    clock.advance(Duration::from_secs(5));
+    for _ in 0..400 {
+        if verifier.revoked_count() == 1 {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(verifier.revoked_count(), 1);
+    assert_eq!(
+        verifier.verify(&token).await.unwrap_err(),
+        Error::InvalidToken(Reason::Revoked)
+    );
+    verifier.verify(&kept).await.unwrap();
 }

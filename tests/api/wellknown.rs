@@ -75,6 +75,10 @@ async fn metadata_is_served_at_both_paths(backend: Backend) {
         assert_eq!(m["response_types_supported"], serde_json::json!([]));
         assert_eq!(m["revocation_endpoint"], app.url("/oauth/revoke").as_str());
         assert_eq!(
+            m["revocation_feed_endpoint"],
+            app.url("/oauth/revocations").as_str()
+        );
+        assert_eq!(
             m["introspection_endpoint"],
             app.url("/oauth/introspect").as_str()
         );

@@ -41,6 +41,9 @@ pub trait Events: Send + Sync + 'static {
     fn stale_keys_used(&self) {}
     /// A token named a `kid` the key set did not have.
     fn unknown_kid(&self, _outcome: UnknownKid) {}
+    /// The revocation feed was read; `lag` is how long since it was last read to its end
+    /// (zero when this read got there).
+    fn revocation_feed(&self, _lag: std::time::Duration) {}
 }
 
 /// No hooks.

@@ -24,6 +24,10 @@
 //!   refused; `typ` `at+jwt`; exact `iss`; `aud` containing this service; `exp`, `nbf` and
 //!   `iat` with leeway; `sub`, `jti` and `client_id` present. Errors map to RFC 6750, with a
 //!   `WWW-Authenticate` value ready to send ([`Error::www_authenticate`]).
+//! - Optionally ([`Builder::follow_revocations`]), the issuer's revocation feed is followed in
+//!   the background: a local deny list of revoked `jti`s, each dropped at its `exp`; when the
+//!   feed has not been read for longer than allowed, tokens are refused (fail closed) or
+//!   accepted (fail open), as configured.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -50,6 +54,7 @@ mod events;
 mod fetch;
 mod jwks;
 mod keys;
+mod revocations;
 mod verifier;
 
 pub use claims::{Claims, IssuerClaims};
@@ -57,4 +62,5 @@ pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use error::{Error, Reason};
 pub use events::{Events, FetchOutcome, UnknownKid};
 pub use fetch::FetchError;
+pub use revocations::FailMode;
 pub use verifier::{BuildError, Builder, Verifier};

@@ -14,6 +14,7 @@ use crate::error::{Error, Reason};
 use crate::events::{Events, NoEvents};
 use crate::fetch::{self, FetchError, Fetched, Http};
 use crate::jwks::{self, Jwks, Policy};
+use crate::revocations::{FailMode, FeedPolicy, Follower};
 
 /// Why a verifier could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +51,49 @@ pub struct Builder {
     max_body: usize,
     clock: Arc<dyn Clock>,
     events: Arc<dyn Events>,
+    feed: Option<FeedPolicy>,
+    feed_uri: Option<String>,
 }
 
 impl Builder {
+    /// Follows the issuer's revocation feed (from its metadata's `revocation_feed_endpoint`,
+    /// else `{issuer}/oauth/revocations`), read every 5 s; tokens are refused while it has not
+    /// been read for 5 minutes ([`Builder::revocation_max_lag`]).
+    pub fn follow_revocations(mut self) -> Self {
+        self.feed.get_or_insert(FeedPolicy {
+            interval: Duration::from_secs(5),
+            max_lag: Duration::from_secs(300),
+            fail: FailMode::Closed,
+        });
+        self
+    }
+
+    /// The revocation feed's URL (implies [`Builder::follow_revocations`]).
+    pub fn revocation_feed(mut self, uri: impl Into<String>) -> Self {
+        self.feed_uri = Some(uri.into());
+        self.follow_revocations()
+    }
+
+    /// How often the feed is read (implies [`Builder::follow_revocations`]).
+    pub fn revocation_interval(mut self, interval: Duration) -> Self {
+        self = self.follow_revocations();
+        if let Some(feed) = &mut self.feed {
+            feed.interval = interval;
+        }
+        self
+    }
+
+    /// How long the feed may go unread before `fail` applies (implies
+    /// [`Builder::follow_revocations`]).
+    pub fn revocation_max_lag(mut self, max_lag: Duration, fail: FailMode) -> Self {
+        self = self.follow_revocations();
+        if let Some(feed) = &mut self.feed {
+            feed.max_lag = max_lag;
+            feed.fail = fail;
+        }
+        self
+    }
+
     /// The audience a token must name in `aud` (RFC 9068 §4): this service's identifier.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
@@ -132,32 +173,58 @@ impl Builder {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let issuer = Url::parse(&self.issuer).map_err(|_| BuildError::Url(self.issuer.clone()))?;
         let http = Http::new(self.timeout, self.max_body).map_err(BuildError::Http)?;
-        let jwks_uri = match &self.jwks_uri {
-            Some(uri) => Url::parse(uri).map_err(|_| BuildError::Url(uri.clone()))?,
+        let (jwks_uri, advertised_feed) = match &self.jwks_uri {
+            Some(uri) => (parse(uri)?, None),
             None => discover(&http, &self.issuer, &issuer).await?,
         };
         fetch::check_secure(&jwks_uri).map_err(BuildError::Discovery)?;
+        let revocations = match self.feed {
+            None => None,
+            Some(policy) => {
+                let uri = match (&self.feed_uri, advertised_feed) {
+                    (Some(uri), _) => parse(uri)?,
+                    (None, Some(uri)) => uri,
+                    (None, None) => parse(&format!(
+                        "{}/oauth/revocations",
+                        self.issuer.trim_end_matches('/')
+                    ))?,
+                };
+                fetch::check_secure(&uri).map_err(BuildError::Discovery)?;
+                Some(Follower::new(uri, http.clone(), policy))
+            }
+        };
         let inner = Arc::new(Inner {
             audience: self.audience.unwrap_or_else(|| self.issuer.clone()),
             issuer: self.issuer,
             leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
             required_scopes: self.required_scopes,
             jwks: Jwks::new(jwks_uri, http, self.policy),
+            revocations,
             clock: self.clock,
             events: self.events,
         });
         let _ = inner.jwks.refresh(&*inner.clock, &*inner.events).await;
         runtime.spawn(refresher(Arc::downgrade(&inner)));
+        if let Some(feed) = &inner.revocations {
+            let _ = feed.poll(&*inner.clock, &*inner.events).await;
+            runtime.spawn(follower(Arc::downgrade(&inner)));
+        }
         Ok(Verifier { inner })
     }
 }
 
-/// RFC 8414: `{issuer}/.well-known/oauth-authorization-server`, whose `issuer` must be ours.
-async fn discover(http: &Http, issuer: &str, url: &Url) -> Result<Url, BuildError> {
+fn parse(uri: &str) -> Result<Url, BuildError> {
+    Url::parse(uri).map_err(|_| BuildError::Url(uri.to_owned()))
+}
+
+/// RFC 8414: `{issuer}/.well-known/oauth-authorization-server`, whose `issuer` must be ours:
+/// its `jwks_uri`, and its `revocation_feed_endpoint` if it has one.
+async fn discover(http: &Http, issuer: &str, url: &Url) -> Result<(Url, Option<Url>), BuildError> {
     #[derive(serde::Deserialize)]
     struct Metadata {
         issuer: String,
         jwks_uri: Option<String>,
+        revocation_feed_endpoint: Option<String>,
     }
     let mut metadata_url = url.clone();
     let path = format!(
@@ -178,10 +245,35 @@ async fn discover(http: &Http, issuer: &str, url: &Url) -> Result<Url, BuildErro
     if metadata.issuer != issuer {
         return Err(BuildError::Metadata("its issuer is not the one configured"));
     }
-    let jwks_uri = metadata
-        .jwks_uri
-        .ok_or(BuildError::Metadata("no jwks_uri"))?;
-    Url::parse(&jwks_uri).map_err(|_| BuildError::Url(jwks_uri))
+    let jwks_uri = parse(
+        &metadata
+            .jwks_uri
+            .ok_or(BuildError::Metadata("no jwks_uri"))?,
+    )?;
+    let feed = metadata
+        .revocation_feed_endpoint
+        .as_deref()
+        .map(parse)
+        .transpose()?;
+    Ok((jwks_uri, feed))
+}
+
+/// Reads the revocation feed every interval; ends when the last [`Verifier`] is dropped.
+async fn follower(inner: Weak<Inner>) {
+    loop {
+        let (interval, clock) = {
+            let Some(inner) = inner.upgrade() else { return };
+            let Some(feed) = &inner.revocations else {
+                return;
+            };
+            (feed.policy.interval, inner.clock.clone())
+        };
+        clock.sleep(interval).await;
+        let Some(inner) = inner.upgrade() else { return };
+        if let Some(feed) = &inner.revocations {
+            let _ = feed.poll(&*inner.clock, &*inner.events).await;
+        }
+    }
 }
 
 /// The background refresh: ahead of expiry while healthy, with backoff while failing; ends
@@ -223,6 +315,7 @@ struct Inner {
     leeway: i64,
     required_scopes: Vec<String>,
     jwks: Jwks,
+    revocations: Option<Follower>,
     clock: Arc<dyn Clock>,
     events: Arc<dyn Events>,
 }
@@ -264,6 +357,8 @@ impl Verifier {
             max_body: 256 * 1024,
             clock: Arc::new(SystemClock),
             events: Arc::new(NoEvents),
+            feed: None,
+            feed_uri: None,
         }
     }
 
@@ -283,7 +378,31 @@ impl Verifier {
         }
         let claims = decode::<T>(token, &key.decoding, alg)?;
         self.check(&claims)?;
+        if let Some(feed) = &inner.revocations {
+            feed.check(&claims.jti, inner.clock.now())?;
+        }
         Ok(claims)
+    }
+
+    /// How long since the revocation feed was last read to its end (`None`: not followed, or
+    /// never read).
+    pub fn revocation_lag(&self) -> Option<std::time::Duration> {
+        let inner = &*self.inner;
+        inner.revocations.as_ref()?.lag(inner.clock.now())
+    }
+
+    /// Revoked tokens known from the feed and not yet expired.
+    pub fn revoked_count(&self) -> usize {
+        self.inner.revocations.as_ref().map_or(0, Follower::len)
+    }
+
+    /// Reads the revocation feed now (if followed).
+    pub async fn poll_revocations(&self) -> Result<(), FetchError> {
+        let inner = &*self.inner;
+        match &inner.revocations {
+            Some(feed) => feed.poll(&*inner.clock, &*inner.events).await,
+            None => Ok(()),
+        }
     }
 
     /// Fetches the key set now (one fetch shared with any under way), whatever its freshness.

@@ -53,13 +53,15 @@ impl Answer {
 struct Seen {
     requests: AtomicUsize,
     if_none_match: Mutex<Vec<Option<String>>>,
+    paths: Mutex<Vec<String>>,
 }
 
 struct Server {
     url: String,
     answer: Arc<Mutex<Answer>>,
-    /// What `/.well-known/…` answers, when set (else the same as every other path).
-    metadata: Arc<Mutex<Option<Answer>>>,
+    /// Answers by path prefix (`/.well-known/`, `/oauth/revocations`); other paths get
+    /// `answer`.
+    routes: Arc<Mutex<Vec<(String, Answer)>>>,
     seen: Arc<Seen>,
 }
 
@@ -69,8 +71,8 @@ impl Server {
         let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
         let answer = Arc::new(Mutex::new(first));
         let seen = Arc::new(Seen::default());
-        let metadata = Arc::new(Mutex::new(None::<Answer>));
-        let (a, s, m) = (answer.clone(), seen.clone(), metadata.clone());
+        let routes = Arc::new(Mutex::new(Vec::<(String, Answer)>::new()));
+        let (a, s, m) = (answer.clone(), seen.clone(), routes.clone());
         tokio::spawn(async move {
             loop {
                 let (mut stream, _) = listener.accept().await.unwrap();
@@ -91,11 +93,15 @@ impl Server {
                         .map(str::to_owned);
                     s.requests.fetch_add(1, Ordering::SeqCst);
                     s.if_none_match.lock().unwrap().push(inm);
-                    let well_known = head.starts_with("GET /.well-known/");
-                    let answer = match m.lock().unwrap().clone() {
-                        Some(meta) if well_known => meta,
-                        _ => a.lock().unwrap().clone(),
-                    };
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    s.paths.lock().unwrap().push(path.clone());
+                    let routed = m
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+                        .map(|(_, answer)| answer.clone());
+                    let answer = routed.unwrap_or_else(|| a.lock().unwrap().clone());
                     if answer.hang {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                         return;
@@ -119,13 +125,23 @@ impl Server {
         Self {
             url,
             answer,
-            metadata,
+            routes,
             seen,
         }
     }
 
     fn answer(&self, answer: Answer) {
         *self.answer.lock().unwrap() = answer;
+    }
+
+    fn route(&self, prefix: &str, answer: Answer) {
+        let mut routes = self.routes.lock().unwrap();
+        routes.retain(|(p, _)| p != prefix);
+        routes.push((prefix.to_owned(), answer));
+    }
+
+    fn base(&self) -> String {
+        self.url.trim_end_matches("/jwks.json").to_owned()
     }
 
     fn requests(&self) -> usize {
@@ -539,7 +555,7 @@ async fn discovery_takes_the_jwks_uri_from_the_issuers_metadata_and_checks_its_i
             .into_bytes(),
         ..Answer::status(200)
     };
-    *server.metadata.lock().unwrap() = Some(metadata(&issuer));
+    server.route("/.well-known/", metadata(&issuer));
     let v = Verifier::builder(&issuer).build().await.unwrap();
     assert!(format!("{v:?}").contains(&server.url), "{v:?}");
     assert_eq!(server.requests(), 2, "the metadata, then the key set");
@@ -548,7 +564,7 @@ async fn discovery_takes_the_jwks_uri_from_the_issuers_metadata_and_checks_its_i
         .await
         .unwrap_err();
     assert!(e.to_string().contains("metadata"), "{e}");
-    *server.metadata.lock().unwrap() = Some(metadata("https://other.example"));
+    server.route("/.well-known/", metadata("https://other.example"));
     let e = Verifier::builder(&issuer).build().await.unwrap_err();
     assert!(e.to_string().contains("not the one configured"), "{e}");
 }
@@ -584,4 +600,77 @@ async fn events_report_fetches() {
             FetchOutcome::Failed(jwt_issuer_verify::FetchError::Status(500))
         ]
     );
+}
+
+fn feed(entries: &[(&str, i64)], cursor: &str) -> Answer {
+    Answer {
+        body: json!({
+            "revoked": entries.iter().map(|(j, e)| json!({"jti": j, "exp": e})).collect::<Vec<_>>(),
+            "cursor": cursor,
+        })
+        .to_string()
+        .into_bytes(),
+        ..Answer::status(200)
+    }
+}
+
+#[tokio::test]
+async fn the_revocation_feed_denies_its_jtis_until_their_exp_and_its_lag_has_a_limit() {
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 300, "\"v1\"")).await;
+    let clock = clock();
+    let t = now(&clock);
+    server.route(
+        "/oauth/revocations",
+        feed(&[(&format!("j{t}"), t + 300)], "c1"),
+    );
+    let build = |fail| {
+        Verifier::builder(ISSUER)
+            .jwks_uri(&server.url)
+            .revocation_feed(format!("{}/oauth/revocations", server.base()))
+            .revocation_interval(Duration::from_secs(5))
+            .revocation_max_lag(Duration::from_secs(60), fail)
+            .clock(clock.clone())
+            .build()
+    };
+    let closed = build(jwt_issuer_verify::FailMode::Closed).await.unwrap();
+    let open = build(jwt_issuer_verify::FailMode::Open).await.unwrap();
+    let revoked = key.token(t);
+    let mut other = claims(t);
+    other["jti"] = json!("another");
+    let fine = key.sign(&key.header(), &other);
+    for v in [&closed, &open] {
+        assert_eq!(
+            v.verify(&revoked).await.unwrap_err(),
+            Error::InvalidToken(Reason::Revoked)
+        );
+        v.verify(&fine).await.unwrap();
+        assert_eq!(v.revoked_count(), 1);
+    }
+    // The second read resumes from the cursor.
+    server.route("/oauth/revocations", feed(&[], "c2"));
+    closed.poll_revocations().await.unwrap();
+    assert_eq!(
+        server.seen.paths.lock().unwrap().last().unwrap(),
+        "/oauth/revocations?after=c1"
+    );
+    // The feed goes away: within the limit nothing changes; past it, closed refuses every
+    // token and open accepts the good ones.
+    server.route("/oauth/revocations", Answer::status(503));
+    clock.advance(Duration::from_secs(60));
+    assert!(closed.poll_revocations().await.is_err());
+    closed.verify(&fine).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert!(matches!(
+        closed.verify(&fine).await.unwrap_err(),
+        Error::Unavailable(_)
+    ));
+    open.verify(&fine).await.unwrap();
+    assert!(closed.revocation_lag().unwrap() > Duration::from_secs(60));
+    // Entries go at their exp.
+    server.route("/oauth/revocations", feed(&[], "c3"));
+    clock.advance(Duration::from_secs(300));
+    closed.poll_revocations().await.unwrap();
+    assert_eq!(closed.revoked_count(), 0);
+    assert_eq!(closed.revocation_lag(), Some(Duration::ZERO));
 }
