@@ -1,6 +1,8 @@
 //! What a verified access token says.
 
 use serde::Deserialize;
+
+use crate::error::Error;
 use serde::de::DeserializeOwned;
 
 /// The claims of a verified access token (RFC 9068), with the issuer's own claims (or yours)
@@ -54,6 +56,16 @@ impl<T> Claims<T> {
     /// Whether the token has `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().any(|s| s == scope)
+    }
+
+    /// `Ok` when the token has every one of `scopes`, else [`Error::InsufficientScope`] (403).
+    pub fn require_scopes(&self, scopes: &[&str]) -> Result<(), Error> {
+        if scopes.iter().all(|s| self.has_scope(s)) {
+            return Ok(());
+        }
+        Err(Error::InsufficientScope {
+            required: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        })
     }
 }
 

@@ -95,25 +95,34 @@ impl Error {
     /// `Bearer realm="api", error="invalid_token", error_description="the token has expired"`.
     pub fn www_authenticate(&self, realm: Option<&str>) -> String {
         let mut params = Vec::new();
-        if let Some(realm) = realm {
-            params.push(format!("realm=\"{}\"", quoted(realm)));
-        }
         if let Some(code) = self.code() {
-            params.push(format!("error=\"{code}\""));
+            params.push(("error", code.to_owned()));
             let description = match self {
                 Self::InvalidToken(reason) => reason.to_string(),
                 _ => self.to_string(),
             };
-            params.push(format!("error_description=\"{}\"", quoted(&description)));
+            params.push(("error_description", description));
         }
         if let Self::InsufficientScope { required } = self {
-            params.push(format!("scope=\"{}\"", quoted(&required.join(" "))));
+            params.push(("scope", required.join(" ")));
         }
-        if params.is_empty() {
-            "Bearer".to_owned()
-        } else {
-            format!("Bearer {}", params.join(", "))
-        }
+        challenge(realm, &params)
+    }
+}
+
+/// A `Bearer` challenge with `realm` first, then `params` (RFC 6750 §3).
+pub(crate) fn challenge(realm: Option<&str>, params: &[(&str, String)]) -> String {
+    let mut parts = Vec::new();
+    if let Some(realm) = realm {
+        parts.push(format!("realm=\"{}\"", quoted(realm)));
+    }
+    for (name, value) in params {
+        parts.push(format!("{name}=\"{}\"", quoted(value)));
+    }
+    if parts.is_empty() {
+        "Bearer".to_owned()
+    } else {
+        format!("Bearer {}", parts.join(", "))
     }
 }
 

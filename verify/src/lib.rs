@@ -47,14 +47,19 @@
 //! # }
 //! ```
 
+#[cfg(feature = "actix")]
+pub mod actix;
 mod claims;
 mod clock;
 mod error;
 mod events;
 mod fetch;
+mod http;
 mod jwks;
 mod keys;
 mod revocations;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod verifier;
 
 pub use claims::{Claims, IssuerClaims};
@@ -62,5 +67,6 @@ pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use error::{Error, Reason};
 pub use events::{Events, FetchOutcome, UnknownKid};
 pub use fetch::FetchError;
+pub use http::{Rejection, bearer};
 pub use revocations::FailMode;
 pub use verifier::{BuildError, Builder, Verifier};

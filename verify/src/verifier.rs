@@ -53,9 +53,16 @@ pub struct Builder {
     events: Arc<dyn Events>,
     feed: Option<FeedPolicy>,
     feed_uri: Option<String>,
+    realm: Option<String>,
 }
 
 impl Builder {
+    /// The `realm` of the `WWW-Authenticate` challenges the integrations send.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
     /// Follows the issuer's revocation feed (from its metadata's `revocation_feed_endpoint`,
     /// else `{issuer}/oauth/revocations`), read every 5 s; tokens are refused while it has not
     /// been read for 5 minutes ([`Builder::revocation_max_lag`]).
@@ -200,6 +207,7 @@ impl Builder {
             required_scopes: self.required_scopes,
             jwks: Jwks::new(jwks_uri, http, self.policy),
             revocations,
+            realm: self.realm,
             clock: self.clock,
             events: self.events,
         });
@@ -316,6 +324,7 @@ struct Inner {
     required_scopes: Vec<String>,
     jwks: Jwks,
     revocations: Option<Follower>,
+    realm: Option<String>,
     clock: Arc<dyn Clock>,
     events: Arc<dyn Events>,
 }
@@ -359,6 +368,7 @@ impl Verifier {
             events: Arc::new(NoEvents),
             feed: None,
             feed_uri: None,
+            realm: None,
         }
     }
 
@@ -382,6 +392,11 @@ impl Verifier {
             feed.check(&claims.jti, inner.clock.now())?;
         }
         Ok(claims)
+    }
+
+    /// The realm set with [`Builder::realm`].
+    pub fn realm(&self) -> Option<&str> {
+        self.inner.realm.as_deref()
     }
 
     /// How long since the revocation feed was last read to its end (`None`: not followed, or
