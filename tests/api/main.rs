@@ -5,6 +5,10 @@
 
 mod helpers;
 
+/// The example resource server's routes (`cargo run --example resource-server`).
+#[path = "../../examples/resource-server/routes.rs"]
+mod resource_server;
+
 mod abuse;
 mod accounts;
 mod admin_users;

@@ -14,6 +14,7 @@ use crate::helpers::{Backend, TestApp, spawn_app};
 both_backends!(
     the_verifier_crate_checks_our_tokens_across_rotations,
     the_verifier_crate_refuses_a_revoked_token_once_it_has_read_the_feed,
+    the_example_resource_server_walkthrough,
 );
 
 #[derive(Clone, Default)]
@@ -149,4 +150,68 @@ async fn the_verifier_crate_refuses_a_revoked_token_once_it_has_read_the_feed(ba
         Error::InvalidToken(Reason::Revoked)
     );
     verifier.verify(&kept).await.unwrap();
+}
+
+/// The README's walkthrough of `examples/resource-server`: log in, call it, rotate the key,
+/// call it again, revoke the token, see it refused after the next read of the feed.
+async fn the_example_resource_server_walkthrough(backend: Backend) {
+    use actix_web::{App, test};
+    let app = spawn_app(&backend).await;
+    let clock = ManualClock::at(SystemTime::now());
+    let verifier = crate::resource_server::verifier(&app.issuer, None, Duration::from_secs(5))
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let service = test::init_service(
+        App::new()
+            .app_data(verifier.clone())
+            .configure(crate::resource_server::routes),
+    )
+    .await;
+    let get = |path: &str, token: &str| {
+        test::TestRequest::get()
+            .uri(path)
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .to_request()
+    };
+    let token = access_token(&app).await;
+    let resp = test::call_service(&service, get("/whoami", &token)).await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = test::read_body_json(resp).await;
+    assert_eq!(body["username"], "admin");
+    let resp = test::call_service(&service, get("/orders", &token)).await;
+    assert_eq!(resp.status(), 403);
+
+    rotate(&app, &app.admin_token().await, "ES256").await;
+    let after = access_token(&app).await;
+    assert_ne!(TestApp::kid_of(&after), TestApp::kid_of(&token));
+    for t in [&after, &token] {
+        let resp = test::call_service(&service, get("/whoami", t)).await;
+        assert_eq!(resp.status(), 200);
+    }
+
+    let resp = app
+        .post_form_auth("/oauth/revoke", None, &[("token", token.as_str())])
+        .await;
+    assert_eq!(resp.status, 200);
+    clock.advance(Duration::from_secs(5));
+    for _ in 0..400 {
+        if verifier.revoked_count() == 1 {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    let resp = test::call_service(&service, get("/whoami", &token)).await;
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers()
+            .get("WWW-Authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("the token has been revoked")
+    );
+    let resp = test::call_service(&service, get("/whoami", &after)).await;
+    assert_eq!(resp.status(), 200);
 }
