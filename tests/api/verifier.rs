@@ -15,6 +15,7 @@ both_backends!(
     the_verifier_crate_checks_our_tokens_across_rotations,
     the_verifier_crate_refuses_a_revoked_token_once_it_has_read_the_feed,
     the_example_resource_server_walkthrough,
+    the_verifier_crate_introspects_with_its_own_client_credentials,
 );
 
 #[derive(Clone, Default)]
@@ -214,4 +215,55 @@ async fn the_example_resource_server_walkthrough(backend: Backend) {
     );
     let resp = test::call_service(&service, get("/whoami", &after)).await;
     assert_eq!(resp.status(), 200);
+}
+
+async fn the_verifier_crate_introspects_with_its_own_client_credentials(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    let client = app
+        .add_client(
+            &admin,
+            json!({"client_id": "orders-api", "confidential": true,
+                   "audiences": [app.issuer.clone()], "grant_types": ["client_credentials"]}),
+        )
+        .await;
+    let secret = client["client_secret"].as_str().unwrap().to_owned();
+    let clock = ManualClock::at(SystemTime::now());
+    let verifier = Verifier::builder(&app.issuer)
+        .introspection("orders-api", &secret)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let token = access_token(&app).await;
+    verifier.introspect(&token).await.unwrap();
+
+    let resp = app
+        .post_form_auth("/oauth/revoke", None, &[("token", token.as_str())])
+        .await;
+    assert_eq!(resp.status, 200);
+    // The answer is reused for 30 s, then asked again.
+    verifier.introspect(&token).await.unwrap();
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(
+        verifier.introspect(&token).await.unwrap_err(),
+        Error::InvalidToken(Reason::Inactive)
+    );
+    // Wrong credentials, or none configured: the answer cannot be had.
+    let wrong = Verifier::builder(&app.issuer)
+        .introspection("orders-api", "not the secret")
+        .build()
+        .await
+        .unwrap();
+    let fresh = access_token(&app).await;
+    assert!(matches!(
+        wrong.introspect(&fresh).await.unwrap_err(),
+        Error::Unavailable(_)
+    ));
+    let plain = Verifier::builder(&app.issuer).build().await.unwrap();
+    assert!(matches!(
+        plain.introspect(&fresh).await.unwrap_err(),
+        Error::Unavailable(_)
+    ));
+    plain.verify(&fresh).await.unwrap();
 }

@@ -69,6 +69,10 @@ pub enum Reason {
     /// The token's `jti` is in the revocation feed.
     #[error("the token has been revoked")]
     Revoked,
+    /// The issuer answered introspection with `active: false` (revoked, its session ended,
+    /// its user disabled).
+    #[error("the token is no longer active")]
+    Inactive,
 }
 
 impl Error {

@@ -66,7 +66,7 @@ impl Http {
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let mut response = request
+        let response = request
             .send()
             .await
             .map_err(|e| FetchError::Transport(transport(&e)))?;
@@ -85,6 +85,47 @@ impl Http {
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let body = self.body(response).await?;
+        Ok(Fetched::Fresh {
+            body,
+            etag: new_etag,
+            max_age,
+        })
+    }
+}
+
+impl Http {
+    /// POST a form to `url` with HTTP Basic credentials; the body of a 200.
+    pub async fn post_form(
+        &self,
+        url: &Url,
+        basic: (&str, &str),
+        form: &[(&str, &str)],
+    ) -> Result<Vec<u8>, FetchError> {
+        check_secure(url)?;
+        let response = self
+            .client
+            .post(url.clone())
+            .basic_auth(basic.0, Some(basic.1))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            )
+            .send()
+            .await
+            .map_err(|e| FetchError::Transport(transport(&e)))?;
+        if response.status().as_u16() != 200 {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        self.body(response).await
+    }
+
+    async fn body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, FetchError> {
         if response
             .content_length()
             .is_some_and(|n| n > self.max_body as u64)
@@ -102,11 +143,7 @@ impl Http {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched::Fresh {
-            body,
-            etag: new_etag,
-            max_age,
-        })
+        Ok(body)
     }
 }
 

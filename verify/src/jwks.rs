@@ -55,6 +55,8 @@ pub(crate) struct Jwks {
     bucket: Mutex<Bucket>,
     /// Kids still unknown after a refetch, until when they are rejected without asking again.
     unknown: Mutex<HashMap<String, SystemTime>>,
+    /// The kid the fetch under way was made for, if one was.
+    fetching_for: Mutex<Option<String>>,
 }
 
 /// Remembered unknown kids at most; beyond, the oldest knowledge is dropped.
@@ -84,6 +86,7 @@ impl Jwks {
                 at: None,
             }),
             unknown: Mutex::new(HashMap::new()),
+            fetching_for: Mutex::new(None),
         }
     }
 
@@ -147,11 +150,16 @@ impl Jwks {
             events.unknown_kid(UnknownKid::RecentlyNotFound);
             return Err(Error::InvalidToken(Reason::UnknownKey));
         }
-        if self.in_flight.load(Ordering::Acquire) {
-            // A fetch is under way: its result is what a new one would say.
+        let same_kid_in_flight = self.in_flight.load(Ordering::Acquire)
+            && self.lock_fetching_for().as_deref() == Some(kid);
+        if same_kid_in_flight {
+            // A fetch for this very kid is under way (a rotation nobody announced: every
+            // request carries the new kid): its result is what a new one would say.
             drop(self.fetching.lock().await);
         } else if self.take_token(now) {
+            *self.lock_fetching_for() = Some(kid.to_owned());
             let _ = self.refresh(clock, events).await;
+            *self.lock_fetching_for() = None;
         } else {
             events.unknown_kid(UnknownKid::Limited);
             tracing::debug!(kid, "unknown kid rejected: refetches are rate-limited");
@@ -180,6 +188,12 @@ impl Jwks {
     fn take_token(&self, now: SystemTime) -> bool {
         let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
         bucket.take(now, self.policy.cooldown)
+    }
+
+    fn lock_fetching_for(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.fetching_for
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock_unknown(&self) -> std::sync::MutexGuard<'_, HashMap<String, SystemTime>> {

@@ -28,6 +28,9 @@
 //!   the background: a local deny list of revoked `jti`s, each dropped at its `exp`; when the
 //!   feed has not been read for longer than allowed, tokens are refused (fail closed) or
 //!   accepted (fail open), as configured.
+//! - Optionally ([`Builder::introspection`]), [`Verifier::introspect`] also asks the issuer
+//!   (RFC 7662, with the service's client credentials) whether the token is still active, for
+//!   routes that must know now; answers are cached briefly in a bounded map.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -55,6 +58,7 @@ mod error;
 mod events;
 mod fetch;
 mod http;
+mod introspection;
 mod jwks;
 mod keys;
 mod revocations;

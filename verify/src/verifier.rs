@@ -13,6 +13,7 @@ use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Error, Reason};
 use crate::events::{Events, NoEvents};
 use crate::fetch::{self, FetchError, Fetched, Http};
+use crate::introspection::Introspector;
 use crate::jwks::{self, Jwks, Policy};
 use crate::revocations::{FailMode, FeedPolicy, Follower};
 
@@ -54,9 +55,38 @@ pub struct Builder {
     feed: Option<FeedPolicy>,
     feed_uri: Option<String>,
     realm: Option<String>,
+    introspection: Option<(String, String)>,
+    introspection_uri: Option<String>,
+    introspection_ttl: Duration,
 }
 
 impl Builder {
+    /// Enables [`Verifier::introspect`]: RFC 7662 introspection at the issuer (its metadata's
+    /// `introspection_endpoint`), authenticated as the confidential client `client_id` with
+    /// `secret` (HTTP Basic). The issuer tells a client only about tokens meant for one of its
+    /// audiences.
+    pub fn introspection(
+        mut self,
+        client_id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        self.introspection = Some((client_id.into(), secret.into()));
+        self
+    }
+
+    /// The introspection endpoint, instead of the metadata's.
+    pub fn introspection_endpoint(mut self, uri: impl Into<String>) -> Self {
+        self.introspection_uri = Some(uri.into());
+        self
+    }
+
+    /// How long an introspection answer is reused for the same token (30 s; never past the
+    /// token's `exp`). Zero asks every time.
+    pub fn introspection_cache(mut self, ttl: Duration) -> Self {
+        self.introspection_ttl = ttl;
+        self
+    }
+
     /// The `realm` of the `WWW-Authenticate` challenges the integrations send.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = Some(realm.into());
@@ -180,10 +210,15 @@ impl Builder {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let issuer = Url::parse(&self.issuer).map_err(|_| BuildError::Url(self.issuer.clone()))?;
         let http = Http::new(self.timeout, self.max_body).map_err(BuildError::Http)?;
-        let (jwks_uri, advertised_feed) = match &self.jwks_uri {
-            Some(uri) => (parse(uri)?, None),
+        let discovered = match &self.jwks_uri {
+            Some(uri) => Discovered {
+                jwks_uri: parse(uri)?,
+                feed: None,
+                introspection: None,
+            },
             None => discover(&http, &self.issuer, &issuer).await?,
         };
+        let (jwks_uri, advertised_feed) = (discovered.jwks_uri, discovered.feed);
         fetch::check_secure(&jwks_uri).map_err(BuildError::Discovery)?;
         let revocations = match self.feed {
             None => None,
@@ -200,7 +235,29 @@ impl Builder {
                 Some(Follower::new(uri, http.clone(), policy))
             }
         };
+        let introspector = match self.introspection {
+            None => None,
+            Some((client_id, secret)) => {
+                let uri = match (&self.introspection_uri, discovered.introspection) {
+                    (Some(uri), _) => parse(uri)?,
+                    (None, Some(uri)) => uri,
+                    (None, None) => parse(&format!(
+                        "{}/oauth/introspect",
+                        self.issuer.trim_end_matches('/')
+                    ))?,
+                };
+                fetch::check_secure(&uri).map_err(BuildError::Discovery)?;
+                Some(Introspector::new(
+                    uri,
+                    http.clone(),
+                    client_id,
+                    secret,
+                    self.introspection_ttl,
+                ))
+            }
+        };
         let inner = Arc::new(Inner {
+            introspector,
             audience: self.audience.unwrap_or_else(|| self.issuer.clone()),
             issuer: self.issuer,
             leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
@@ -225,14 +282,23 @@ fn parse(uri: &str) -> Result<Url, BuildError> {
     Url::parse(uri).map_err(|_| BuildError::Url(uri.to_owned()))
 }
 
+/// Where the metadata says things are.
+struct Discovered {
+    jwks_uri: Url,
+    feed: Option<Url>,
+    introspection: Option<Url>,
+}
+
 /// RFC 8414: `{issuer}/.well-known/oauth-authorization-server`, whose `issuer` must be ours:
-/// its `jwks_uri`, and its `revocation_feed_endpoint` if it has one.
-async fn discover(http: &Http, issuer: &str, url: &Url) -> Result<(Url, Option<Url>), BuildError> {
+/// its `jwks_uri`, and its `revocation_feed_endpoint` and `introspection_endpoint` if it has
+/// them.
+async fn discover(http: &Http, issuer: &str, url: &Url) -> Result<Discovered, BuildError> {
     #[derive(serde::Deserialize)]
     struct Metadata {
         issuer: String,
         jwks_uri: Option<String>,
         revocation_feed_endpoint: Option<String>,
+        introspection_endpoint: Option<String>,
     }
     let mut metadata_url = url.clone();
     let path = format!(
@@ -253,17 +319,16 @@ async fn discover(http: &Http, issuer: &str, url: &Url) -> Result<(Url, Option<U
     if metadata.issuer != issuer {
         return Err(BuildError::Metadata("its issuer is not the one configured"));
     }
-    let jwks_uri = parse(
-        &metadata
-            .jwks_uri
-            .ok_or(BuildError::Metadata("no jwks_uri"))?,
-    )?;
-    let feed = metadata
-        .revocation_feed_endpoint
-        .as_deref()
-        .map(parse)
-        .transpose()?;
-    Ok((jwks_uri, feed))
+    let optional = |uri: Option<String>| uri.as_deref().map(parse).transpose();
+    Ok(Discovered {
+        jwks_uri: parse(
+            &metadata
+                .jwks_uri
+                .ok_or(BuildError::Metadata("no jwks_uri"))?,
+        )?,
+        feed: optional(metadata.revocation_feed_endpoint)?,
+        introspection: optional(metadata.introspection_endpoint)?,
+    })
 }
 
 /// Reads the revocation feed every interval; ends when the last [`Verifier`] is dropped.
@@ -324,6 +389,7 @@ struct Inner {
     required_scopes: Vec<String>,
     jwks: Jwks,
     revocations: Option<Follower>,
+    introspector: Option<Introspector>,
     realm: Option<String>,
     clock: Arc<dyn Clock>,
     events: Arc<dyn Events>,
@@ -369,6 +435,9 @@ impl Verifier {
             feed: None,
             feed_uri: None,
             realm: None,
+            introspection: None,
+            introspection_uri: None,
+            introspection_ttl: Duration::from_secs(30),
         }
     }
 
@@ -391,6 +460,23 @@ impl Verifier {
         if let Some(feed) = &inner.revocations {
             feed.check(&claims.jti, inner.clock.now())?;
         }
+        Ok(claims)
+    }
+
+    /// Verifies the token as [`Verifier::verify`] does, then asks the issuer whether it is still
+    /// active (RFC 7662; see [`Builder::introspection`]): for routes that must not accept a
+    /// token revoked a moment ago. Answers are cached for a short while; a token the issuer
+    /// says is inactive is [`Reason::Inactive`]; an issuer that cannot be asked,
+    /// [`Error::Unavailable`]. Without [`Builder::introspection`], [`Error::Unavailable`].
+    pub async fn introspect(&self, token: &str) -> Result<Claims, Error> {
+        let claims = self.verify(token).await?;
+        let inner = &*self.inner;
+        let Some(introspector) = &inner.introspector else {
+            return Err(Error::Unavailable("introspection is not configured"));
+        };
+        introspector
+            .check(token, &claims.jti, claims.exp, inner.clock.now())
+            .await?;
         Ok(claims)
     }
 

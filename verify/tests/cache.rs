@@ -123,11 +123,16 @@ async fn unknown_kids_cause_one_shared_refetch_per_cooldown_and_are_rejected_at_
             })
         })
         .collect();
-    // Those that came while the one refetch ran waited for it; none fetched again.
+    // One refetch, for the first; the others, with other kids, were rejected at once.
+    let mut limited = 0;
     for task in tasks {
-        let (e, _) = task.await.unwrap();
-        assert_eq!(e, Error::InvalidToken(Reason::UnknownKey));
+        match task.await.unwrap().0 {
+            Error::InvalidToken(Reason::UnknownKeyLimited) => limited += 1,
+            Error::InvalidToken(Reason::UnknownKey) => {}
+            other => panic!("{other:?}"),
+        }
     }
+    assert!(limited >= 999 - 1, "{limited}");
     assert_eq!(server.requests(), 2, "one refetch for the whole storm");
     // Within the cooldown, new unknown kids are rejected at once, with no fetch.
     let mut took: Vec<Duration> = Vec::new();
@@ -158,9 +163,19 @@ async fn a_new_kid_is_found_by_one_refetch_and_a_prepublished_next_key_needs_non
     // The rotation promoted `next`: its tokens verify with no fetch.
     v.verify(&next.token(t)).await.unwrap();
     assert_eq!(server.requests(), 1);
-    // A key never published before: found by one refetch.
+    // A key never published before, in every request at once: found by one refetch that
+    // they all wait for.
     server.answer(Answer::jwks(&set(&[&next, &newer]), 300, "\"v2\""));
-    v.verify(&newer.token(t)).await.unwrap();
+    let token = newer.token(t);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (v, token) = (v.clone(), token.clone());
+            tokio::spawn(async move { v.verify(&token).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
     assert_eq!(server.requests(), 2);
 }
 
@@ -434,4 +449,59 @@ async fn the_revocation_feed_denies_its_jtis_until_their_exp_and_its_lag_has_a_l
     closed.poll_revocations().await.unwrap();
     assert_eq!(closed.revoked_count(), 0);
     assert_eq!(closed.revocation_lag(), Some(Duration::ZERO));
+}
+
+#[tokio::test]
+async fn an_unknown_kid_storm_over_a_minute_fetches_once_per_cooldown() {
+    let key = TestKey::new("k1");
+    let server = Server::start(Answer::jwks(&set(&[&key]), 3600, "\"v1\"")).await;
+    let clock = clock();
+    let v = verifier(&server, &clock).await;
+    let t = now(&clock);
+    // 100,000 tokens with random kids from 1,000 tasks over 60 s (of the manual clock).
+    let mut latencies = Vec::with_capacity(100_000);
+    for round in 0..100 {
+        let tasks: Vec<_> = (0..1000)
+            .map(|i| {
+                let v = v.clone();
+                let token = key.sign(
+                    &json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("r{round}-{i}")}),
+                    &claims(t),
+                );
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let e = v.verify(&token).await.unwrap_err();
+                    (e, started.elapsed())
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (e, took) = task.await.unwrap();
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidToken(Reason::UnknownKey | Reason::UnknownKeyLimited)
+                ),
+                "{e:?}"
+            );
+            latencies.push(took);
+        }
+        clock.advance(Duration::from_millis(600));
+    }
+    // The first fetch at build, then at most one per 10 s cooldown.
+    assert!(
+        server.requests() <= 60 / 10 + 1 + 1,
+        "{} fetches",
+        server.requests()
+    );
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    println!(
+        "unknown-kid storm: {} fetches, rejection p50 {:?} p99 {:?}",
+        server.requests(),
+        latencies[latencies.len() / 2],
+        p99
+    );
+    assert!(p99 < Duration::from_millis(1), "p99 {p99:?}");
+    v.verify(&key.token(t)).await.unwrap();
 }
