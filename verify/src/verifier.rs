@@ -4,7 +4,6 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, Validation};
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -15,6 +14,7 @@ use crate::events::{Events, NoEvents};
 use crate::fetch::{self, FetchError, Fetched, Http};
 use crate::introspection::Introspector;
 use crate::jwks::{self, Jwks, Policy};
+use crate::keys::Alg;
 use crate::revocations::{FailMode, FeedPolicy, Follower};
 
 /// Why a verifier could not be built.
@@ -448,14 +448,18 @@ impl Verifier {
 
     /// As [`Verifier::verify`], with the claims beyond the registered ones read as `T`.
     pub async fn verify_as<T: DeserializeOwned>(&self, token: &str) -> Result<Claims<T>, Error> {
-        let (kid, alg) = header(token)?;
+        let parts = split(token)?;
+        let (kid, alg) = header(&parts)?;
         let inner = &*self.inner;
         let (keys, _stale) = inner.jwks.key(&kid, &*inner.clock, &*inner.events).await?;
         let key = jwks::get(&keys, &kid).ok_or(Error::InvalidToken(Reason::UnknownKey))?;
         if key.alg != alg {
             return Err(Error::InvalidToken(Reason::Algorithm));
         }
-        let claims = decode::<T>(token, &key.decoding, alg)?;
+        if !key.verifies(parts.signed.as_bytes(), parts.signature()) {
+            return Err(Error::InvalidToken(Reason::Signature));
+        }
+        let claims = claims::<T>(&parts.payload)?;
         self.check(&claims)?;
         if let Some(feed) = &inner.revocations {
             feed.check(&claims.jti, inner.clock.now())?;
@@ -551,14 +555,74 @@ impl Verifier {
     }
 }
 
-/// The header checks (RFC 8725, RFC 9068 §4): `kid` and `typ: at+jwt` required; only RS256
-/// and ES256; never `jku`, `x5u`, `jwk`, `x5c` or `crit`.
-fn header(token: &str) -> Result<(String, Algorithm), Error> {
-    let invalid = |r| Error::InvalidToken(r);
-    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid(unreadable(token)))?;
-    if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
-        return Err(invalid(Reason::Algorithm));
+/// The header of a token, as far as it is read.
+#[derive(serde::Deserialize)]
+struct Header {
+    alg: Option<String>,
+    typ: Option<String>,
+    kid: Option<String>,
+    jku: Option<serde::de::IgnoredAny>,
+    x5u: Option<serde::de::IgnoredAny>,
+    jwk: Option<serde::de::IgnoredAny>,
+    x5c: Option<serde::de::IgnoredAny>,
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// A compact JWS split into its parts: the signed input, and the decoded header, payload and
+/// signature (header and signature decoded into fixed buffers: nothing of ours is larger).
+struct Parts<'a> {
+    signed: &'a str,
+    header: [u8; 512],
+    header_len: usize,
+    payload: Vec<u8>,
+    signature: [u8; 1024],
+    signature_len: usize,
+}
+
+impl Parts<'_> {
+    fn header(&self) -> &[u8] {
+        &self.header[..self.header_len]
     }
+
+    fn signature(&self) -> &[u8] {
+        &self.signature[..self.signature_len]
+    }
+}
+
+fn split(token: &str) -> Result<Parts<'_>, Error> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let malformed = || Error::InvalidToken(Reason::Malformed);
+    let (signed, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+    let (header, payload) = signed.split_once('.').ok_or_else(malformed)?;
+    let mut parts = Parts {
+        signed,
+        header: [0; 512],
+        header_len: 0,
+        payload: b64.decode(payload).map_err(|_| malformed())?,
+        signature: [0; 1024],
+        signature_len: 0,
+    };
+    parts.header_len = b64
+        .decode_slice(header, &mut parts.header)
+        .map_err(|_| malformed())?;
+    parts.signature_len = b64
+        .decode_slice(signature, &mut parts.signature)
+        .map_err(|_| malformed())?;
+    Ok(parts)
+}
+
+/// The header checks (RFC 8725, RFC 9068 §4): `kid` and `typ: at+jwt` required; only RS256
+/// and ES256 (never `none` or HS*); never `jku`, `x5u`, `jwk`, `x5c` or `crit`.
+fn header(parts: &Parts<'_>) -> Result<(String, Alg), Error> {
+    let invalid = Error::InvalidToken;
+    let header: Header =
+        serde_json::from_slice(parts.header()).map_err(|_| invalid(Reason::Malformed))?;
+    let alg = header
+        .alg
+        .as_deref()
+        .and_then(Alg::from_name)
+        .ok_or(invalid(Reason::Algorithm))?;
     if header.jku.is_some()
         || header.x5u.is_some()
         || header.jwk.is_some()
@@ -577,52 +641,17 @@ fn header(token: &str) -> Result<(String, Algorithm), Error> {
         .kid
         .filter(|k| !k.is_empty())
         .ok_or(invalid(Reason::NoKeyId))?;
-    Ok((kid, header.alg))
+    Ok((kid, alg))
 }
 
-/// Why a header jsonwebtoken cannot read is refused: an algorithm it does not know (`none`,
-/// for one) is [`Reason::Algorithm`]; anything else is malformed.
-fn unreadable(token: &str) -> Reason {
-    use base64::Engine;
-    let alg = token
-        .split('.')
-        .next()
-        .and_then(|h| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(h)
-                .ok()
-        })
-        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
-        .and_then(|h| h.get("alg").and_then(|a| a.as_str()).map(str::to_owned));
-    match alg {
-        Some(_) => Reason::Algorithm,
-        None => Reason::Malformed,
-    }
-}
-
-/// The signature (first), then the claims' shape; the claims' values are checked by
+/// The claims of a token whose signature has been checked; their values are checked by
 /// [`Verifier::check`] against the verifier's clock.
-fn decode<T: DeserializeOwned>(
-    token: &str,
-    key: &jsonwebtoken::DecodingKey,
-    alg: Algorithm,
-) -> Result<Claims<T>, Error> {
-    let mut validation = Validation::new(alg);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<Claims<T>>(token, key, &validation)
-        .map(|data| data.claims)
-        .map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            Error::InvalidToken(match e.kind() {
-                ErrorKind::InvalidSignature => Reason::Signature,
-                ErrorKind::InvalidAlgorithm => Reason::Algorithm,
-                ErrorKind::Json(j) if j.to_string().starts_with("missing field") => {
-                    Reason::MissingClaim
-                }
-                _ => Reason::Malformed,
-            })
+fn claims<T: DeserializeOwned>(payload: &[u8]) -> Result<Claims<T>, Error> {
+    serde_json::from_slice(payload).map_err(|e| {
+        Error::InvalidToken(if e.to_string().starts_with("missing field") {
+            Reason::MissingClaim
+        } else {
+            Reason::Malformed
         })
+    })
 }
