@@ -456,7 +456,7 @@ impl Verifier {
         if key.alg != alg {
             return Err(Error::InvalidToken(Reason::Algorithm));
         }
-        if !key.verifies(parts.signed.as_bytes(), parts.signature()) {
+        if !key.verifies(parts.signed.as_bytes(), &parts.signature) {
             return Err(Error::InvalidToken(Reason::Signature));
         }
         let claims = claims::<T>(&parts.payload)?;
@@ -569,24 +569,12 @@ struct Header {
 }
 
 /// A compact JWS split into its parts: the signed input, and the decoded header, payload and
-/// signature (header and signature decoded into fixed buffers: nothing of ours is larger).
+/// signature.
 struct Parts<'a> {
     signed: &'a str,
-    header: [u8; 512],
-    header_len: usize,
+    header: Vec<u8>,
     payload: Vec<u8>,
-    signature: [u8; 1024],
-    signature_len: usize,
-}
-
-impl Parts<'_> {
-    fn header(&self) -> &[u8] {
-        &self.header[..self.header_len]
-    }
-
-    fn signature(&self) -> &[u8] {
-        &self.signature[..self.signature_len]
-    }
+    signature: Vec<u8>,
 }
 
 fn split(token: &str) -> Result<Parts<'_>, Error> {
@@ -595,21 +583,18 @@ fn split(token: &str) -> Result<Parts<'_>, Error> {
     let malformed = || Error::InvalidToken(Reason::Malformed);
     let (signed, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
     let (header, payload) = signed.split_once('.').ok_or_else(malformed)?;
-    let mut parts = Parts {
-        signed,
-        header: [0; 512],
-        header_len: 0,
-        payload: b64.decode(payload).map_err(|_| malformed())?,
-        signature: [0; 1024],
-        signature_len: 0,
+    // Decoded into vectors of the right capacity: no zeroing, one allocation each.
+    let decode = |part: &str| {
+        let mut out = Vec::with_capacity(part.len() / 4 * 3 + 3);
+        b64.decode_vec(part, &mut out).map_err(|_| malformed())?;
+        Ok::<_, Error>(out)
     };
-    parts.header_len = b64
-        .decode_slice(header, &mut parts.header)
-        .map_err(|_| malformed())?;
-    parts.signature_len = b64
-        .decode_slice(signature, &mut parts.signature)
-        .map_err(|_| malformed())?;
-    Ok(parts)
+    Ok(Parts {
+        signed,
+        header: decode(header)?,
+        payload: decode(payload)?,
+        signature: decode(signature)?,
+    })
 }
 
 /// The header checks (RFC 8725, RFC 9068 §4): `kid` and `typ: at+jwt` required; only RS256
@@ -617,7 +602,7 @@ fn split(token: &str) -> Result<Parts<'_>, Error> {
 fn header(parts: &Parts<'_>) -> Result<(String, Alg), Error> {
     let invalid = Error::InvalidToken;
     let header: Header =
-        serde_json::from_slice(parts.header()).map_err(|_| invalid(Reason::Malformed))?;
+        serde_json::from_slice(&parts.header).map_err(|_| invalid(Reason::Malformed))?;
     let alg = header
         .alg
         .as_deref()
