@@ -81,3 +81,45 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
         Aud::Many(list) => list,
     })
 }
+
+/// jwt-issuer's claims read in one pass, without `flatten` (which buffers every claim it does
+/// not know first): what [`crate::Verifier::verify`] reads.
+#[derive(Deserialize)]
+pub(crate) struct IssuerToken {
+    iss: String,
+    sub: String,
+    #[serde(deserialize_with = "one_or_many")]
+    aud: Vec<String>,
+    exp: i64,
+    iat: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    jti: String,
+    client_id: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+impl From<IssuerToken> for Claims {
+    fn from(t: IssuerToken) -> Self {
+        Self {
+            iss: t.iss,
+            sub: t.sub,
+            aud: t.aud,
+            exp: t.exp,
+            iat: t.iat,
+            nbf: t.nbf,
+            jti: t.jti,
+            client_id: t.client_id,
+            scope: t.scope,
+            extra: IssuerClaims {
+                username: t.username,
+                roles: t.roles,
+            },
+        }
+    }
+}

@@ -102,7 +102,7 @@ impl Jwks {
         kid: &str,
         clock: &dyn Clock,
         events: &dyn Events,
-    ) -> Result<(Arc<KeySet>, bool), Error> {
+    ) -> Result<Keys, Error> {
         let now = clock.now();
         let snapshot = self.current.load();
         if let Some(stale) = self.usable(&snapshot, now) {
@@ -110,7 +110,7 @@ impl Jwks {
                 if stale {
                     events.stale_keys_used();
                 }
-                return Ok((snapshot.keys.clone(), stale));
+                return Ok(snapshot);
             }
         } else if snapshot.confirmed.is_none() {
             // Never fetched (the issuer was down at start-up): try now, as for a new kid.
@@ -140,7 +140,7 @@ impl Jwks {
         kid: &str,
         clock: &dyn Clock,
         events: &dyn Events,
-    ) -> Result<(Arc<KeySet>, bool), Error> {
+    ) -> Result<Keys, Error> {
         let now = clock.now();
         let recently = self
             .lock_unknown()
@@ -168,9 +168,9 @@ impl Jwks {
         let now = clock.now();
         let snapshot = self.current.load();
         match self.usable(&snapshot, now) {
-            Some(stale) if snapshot.keys.contains_key(kid) => {
+            Some(_) if snapshot.keys.contains_key(kid) => {
                 events.unknown_kid(UnknownKid::Found);
-                Ok((snapshot.keys.clone(), stale))
+                Ok(snapshot)
             }
             None => Err(Error::Unavailable("the issuer's keys cannot be fetched")),
             Some(_) => {
@@ -347,9 +347,12 @@ impl Bucket {
     }
 }
 
+/// The key set as of one load, held without a lock or a reference count of its own.
+pub(crate) type Keys = arc_swap::Guard<Arc<Snapshot>>;
+
 /// A key of the set.
-pub(crate) fn get<'a>(keys: &'a KeySet, kid: &str) -> Option<&'a Key> {
-    keys.get(kid)
+pub(crate) fn get<'a>(keys: &'a Keys, kid: &str) -> Option<&'a Key> {
+    keys.keys.get(kid)
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! The verifier: builder, discovery, the background refresh, and the checks of RFC 9068 and
 //! RFC 8725.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::claims::{Claims, IssuerClaims};
+use crate::claims::{Claims, IssuerToken};
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Error, Reason};
 use crate::events::{Events, NoEvents};
@@ -443,15 +444,27 @@ impl Verifier {
 
     /// Verifies an access token (the value after `Bearer `) and returns its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, Error> {
-        self.verify_as::<IssuerClaims>(token).await
+        self.verify_with(token, |payload| {
+            claims::<IssuerToken>(payload).map(Claims::from)
+        })
+        .await
     }
 
     /// As [`Verifier::verify`], with the claims beyond the registered ones read as `T`.
     pub async fn verify_as<T: DeserializeOwned>(&self, token: &str) -> Result<Claims<T>, Error> {
+        self.verify_with(token, claims::<Claims<T>>).await
+    }
+
+    /// The checks, with the claims read by `read` once the signature is good.
+    async fn verify_with<T>(
+        &self,
+        token: &str,
+        read: impl FnOnce(&[u8]) -> Result<Claims<T>, Error>,
+    ) -> Result<Claims<T>, Error> {
         let parts = split(token)?;
         let (kid, alg) = header(&parts)?;
         let inner = &*self.inner;
-        let (keys, _stale) = inner.jwks.key(&kid, &*inner.clock, &*inner.events).await?;
+        let keys = inner.jwks.key(&kid, &*inner.clock, &*inner.events).await?;
         let key = jwks::get(&keys, &kid).ok_or(Error::InvalidToken(Reason::UnknownKey))?;
         if key.alg != alg {
             return Err(Error::InvalidToken(Reason::Algorithm));
@@ -459,7 +472,7 @@ impl Verifier {
         if !key.verifies(parts.signed.as_bytes(), &parts.signature) {
             return Err(Error::InvalidToken(Reason::Signature));
         }
-        let claims = claims::<T>(&parts.payload)?;
+        let claims = read(&parts.payload)?;
         self.check(&claims)?;
         if let Some(feed) = &inner.revocations {
             feed.check(&claims.jti, inner.clock.now())?;
@@ -557,10 +570,13 @@ impl Verifier {
 
 /// The header of a token, as far as it is read.
 #[derive(serde::Deserialize)]
-struct Header {
-    alg: Option<String>,
-    typ: Option<String>,
-    kid: Option<String>,
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
     jku: Option<serde::de::IgnoredAny>,
     x5u: Option<serde::de::IgnoredAny>,
     jwk: Option<serde::de::IgnoredAny>,
@@ -599,7 +615,7 @@ fn split(token: &str) -> Result<Parts<'_>, Error> {
 
 /// The header checks (RFC 8725, RFC 9068 §4): `kid` and `typ: at+jwt` required; only RS256
 /// and ES256 (never `none` or HS*); never `jku`, `x5u`, `jwk`, `x5c` or `crit`.
-fn header(parts: &Parts<'_>) -> Result<(String, Alg), Error> {
+fn header<'p>(parts: &'p Parts<'_>) -> Result<(Cow<'p, str>, Alg), Error> {
     let invalid = Error::InvalidToken;
     let header: Header =
         serde_json::from_slice(&parts.header).map_err(|_| invalid(Reason::Malformed))?;
@@ -631,7 +647,7 @@ fn header(parts: &Parts<'_>) -> Result<(String, Alg), Error> {
 
 /// The claims of a token whose signature has been checked; their values are checked by
 /// [`Verifier::check`] against the verifier's clock.
-fn claims<T: DeserializeOwned>(payload: &[u8]) -> Result<Claims<T>, Error> {
+fn claims<C: DeserializeOwned>(payload: &[u8]) -> Result<C, Error> {
     serde_json::from_slice(payload).map_err(|e| {
         Error::InvalidToken(if e.to_string().starts_with("missing field") {
             Reason::MissingClaim
