@@ -32,6 +32,10 @@
 //!   (RFC 7662, with the service's client credentials) whether the token is still active, for
 //!   routes that must know now; answers are cached briefly in a bounded map.
 //!
+//! A complete service to run, with the walkthrough of logging in, calling it, rotating the
+//! issuer's key and revoking the token: `examples/resource-server` in jwt-issuer's repository
+//! (`cargo run --example resource-server`). In short:
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use jwt_issuer_verify::Verifier;
