@@ -145,15 +145,15 @@ impl ManageConnection for Manager {
                 // database; an existing one keeps its own): a refresh changes a handful of
                 // entries of indexes on random keys (token hashes, families), each a whole
                 // page in the log, and the log's bytes are what the disk must take (with 4 KiB
-                // pages, 9% fewer refreshes a second). The log file is cut back to 128 MiB
-                // after a burst that grew it beyond; the checkpointer keeps it near 64 MiB
+                // pages, 9% fewer refreshes a second). The log file is cut back to 512 MiB
+                // after a burst that grew it beyond; the checkpointer keeps it near 256 MiB
                 // under any load, so a flood does not truncate and regrow it every time the
                 // log starts over.
                 conn.batch_execute(&format!(
                     "PRAGMA page_size = 2048;
                      PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
                      PRAGMA journal_mode = WAL;
-                     PRAGMA journal_size_limit = 134217728;
+                     PRAGMA journal_size_limit = 536870912;
                      PRAGMA synchronous = NORMAL;
                      PRAGMA foreign_keys = ON;
                      PRAGMA temp_store = MEMORY;"
