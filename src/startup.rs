@@ -187,6 +187,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .app_data(state.clone())
             .app_data(http::params::query_config())
             .configure(http::routes)
+            .wrap(from_fn(http::head_as_get))
             .wrap(from_fn(http::limit_body))
             .wrap(cors(&origins))
             .wrap(from_fn(http::request_log))

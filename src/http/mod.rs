@@ -176,6 +176,19 @@ pub async fn limit_body(
         .map(ServiceResponse::map_into_left_body)
 }
 
+/// `HEAD` is answered as `GET` is, without the body (RFC 9110 §9.3.2): routed as `GET`, while
+/// the HTTP layer, which saw `HEAD`, sends the same headers (`Content-Length` included) and no
+/// body. Routes without `GET` answer it 405, as before.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
+}
+
 /// Gives each request an id (echoed as `X-Request-Id`) and logs method, path, status and time.
 /// Query strings are not logged: they may carry tokens.
 pub async fn request_log(

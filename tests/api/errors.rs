@@ -7,6 +7,7 @@ both_backends!(
     token_endpoint_rejects_malformed_requests_with_oauth_errors,
     oversized_bodies_get_413,
     unknown_routes_and_methods_get_json_errors,
+    head_answers_every_get_endpoint_with_its_headers_and_no_body,
 );
 
 async fn token_endpoint_rejects_malformed_requests_with_oauth_errors(backend: Backend) {
@@ -158,4 +159,71 @@ async fn unknown_routes_and_methods_get_json_errors(backend: Backend) {
     app.get("/keys/%00%ff.pem")
         .await
         .assert_error(404, "not_found");
+}
+
+async fn head_answers_every_get_endpoint_with_its_headers_and_no_body(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let admin = app.admin_token().await;
+    let bearer = format!("Bearer {admin}");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/keys/public.pem",
+        "/oauth/revocations",
+        "/metrics",
+        "/admin/keys",
+        "/admin/users",
+    ] {
+        let url = app.url(path);
+        let mut get = app
+            .client
+            .get(&url)
+            .insert_header(("Authorization", bearer.as_str()))
+            .send()
+            .await
+            .unwrap();
+        let get_body = get.body().await.unwrap();
+        let mut head = app
+            .client
+            .head(&url)
+            .insert_header(("Authorization", bearer.as_str()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), get.status(), "{path}");
+        assert_eq!(head.status(), 200, "{path}");
+        for name in ["content-type", "cache-control", "etag"] {
+            assert_eq!(
+                head.headers().get(name),
+                get.headers().get(name),
+                "{path}: {name}"
+            );
+        }
+        let length = head
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        // The metrics count the GET just made: their length may differ by a digit.
+        if path == "/metrics" {
+            assert!(
+                length.is_some_and(|n| n.abs_diff(get_body.len()) < 16),
+                "{path}"
+            );
+        } else {
+            assert_eq!(length, Some(get_body.len()), "{path}");
+        }
+        assert!(head.body().await.unwrap().is_empty(), "{path}");
+    }
+    // Routes without GET still refuse HEAD.
+    let head = app
+        .client
+        .head(app.url("/oauth/token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 405);
 }
