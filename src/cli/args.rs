@@ -377,6 +377,12 @@ pub enum KeyCommand {
     /// Rotate now: `next` becomes active, a new `next` is generated (with --alg, the new active
     /// key has that algorithm at once).
     Rotate,
+    /// Emergency: revoke a key now (unpublished at once; if it was active, the oldest `next` of
+    /// its algorithm becomes active in the same transaction).
+    Revoke {
+        /// The key's id.
+        kid: String,
+    },
     /// Import an existing private key (PEM PKCS#8, PKCS#1, SEC1 or OpenSSH) as `next`.
     Import {
         /// The private key file.

@@ -279,6 +279,18 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        KeyCommand::Revoke { kid } => {
+            let (db, kek) = open_with_kek(options)?;
+            let mut conn = db.conn()?;
+            let settings = options.settings(options.bind);
+            let custody = Custody::new(&kek, &settings);
+            let r = keys::revoke(&mut conn, &custody, &kid, Some("cli"))?;
+            println!(
+                "revoked {}: active {}, next {}",
+                r.revoked, r.active, r.next
+            );
+            Ok(())
+        }
         KeyCommand::Import { file, activate } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

@@ -1,6 +1,6 @@
 //! The command line: options, `migrate`, `user add/list`, `key list`, and bad values.
 
-use crate::helpers::{Backend, TestDb, run_cli, spawn_app_on};
+use crate::helpers::{Backend, TestApp, TestDb, eventually, run_cli, spawn_app, spawn_app_on};
 
 #[actix_web::test]
 async fn user_added_on_the_command_line_can_log_in() {
@@ -224,4 +224,33 @@ fn the_sqlite_file_and_keys_dir_are_created_private() {
         "{err}"
     );
     assert_eq!(mode(&keys), 0o755, "left as it is");
+}
+
+#[actix_web::test]
+async fn key_revoke_unpublishes_a_key_and_promotes_next() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let token = app.login_admin().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let active = TestApp::kid_of(&token);
+    let (code, out, err) = app.cli(&["key", "revoke", &active], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with(&format!("revoked {active}: active ")),
+        "{out}"
+    );
+    let (_, list, _) = app.cli(&["key", "list"], "");
+    let line = list.lines().find(|l| l.starts_with(&active)).unwrap();
+    assert!(line.contains("revoked"), "{line}");
+    // The running instance stops publishing it.
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the revoked key unpublished",
+        || async { (!app.jwks_kids().await.contains(&active)).then_some(()) },
+    )
+    .await;
+    let (code, _, err) = app.cli(&["key", "revoke", "no-such-kid"], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("no-such-kid"), "{err}");
 }
