@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Key(c) => cli::key(&args.options, c),
         Command::Client(c) => cli::client(&args.options, c),
         Command::Scope(c) => cli::scope(&args.options, c),
+        Command::Audit { limit } => cli::audit(&args.options, limit),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

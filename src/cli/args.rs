@@ -194,6 +194,12 @@ pub enum Command {
     /// Manage registered scopes and the roles they need.
     #[command(subcommand)]
     Scope(ScopeCommand),
+    /// The newest audit events, newest first, one JSON object per line (as `GET /admin/audit`).
+    Audit {
+        /// How many events, 1 to 1000.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=1000))]
+        limit: i64,
+    },
 }
 
 /// `client` subcommands.

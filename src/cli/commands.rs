@@ -22,6 +22,16 @@ use crate::service::sessions;
 use crate::service::users::{self, UserChange};
 
 /// `migrate`.
+/// `audit [--limit N]`: the newest events, one JSON object per line.
+pub fn audit(options: &Options, limit: i64) -> anyhow::Result<()> {
+    let db = Db::open(&options.database)?;
+    let mut conn = db.conn()?;
+    for event in crate::service::audit::newest(&mut conn, limit)? {
+        println!("{}", serde_json::to_string(&event)?);
+    }
+    Ok(())
+}
+
 pub fn migrate(options: &Options) -> anyhow::Result<()> {
     let db = Db::open(&options.database)?;
     println!(

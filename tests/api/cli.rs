@@ -254,3 +254,22 @@ async fn key_revoke_unpublishes_a_key_and_promotes_next() {
     assert_ne!(code, 0);
     assert!(err.contains("no-such-kid"), "{err}");
 }
+
+#[actix_web::test]
+async fn audit_prints_the_newest_events_as_json_lines() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    app.login_admin().await;
+    app.login("admin", "wrong password").await;
+    let (code, out, err) = app.cli(&["audit", "--limit", "2"], "");
+    assert_eq!(code, 0, "{out}{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{out}");
+    assert_eq!(events[0]["event"], "login_failed", "{out}");
+    assert!(events[0]["id"].as_i64() > events[1]["id"].as_i64());
+    let (code, _, err) = app.cli(&["audit", "--limit", "0"], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--limit"), "{err}");
+}
