@@ -12,7 +12,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use crate::claims::Claims;
-use crate::http::{Rejection, bearer};
+use crate::http::{Rejection, bearer_of};
 use crate::verifier::Verifier;
 
 /// A refused request, as actix-web answers it: the status, `WWW-Authenticate` (RFC 6750) and
@@ -67,11 +67,7 @@ where
             return Box::pin(async move { Ok(claims) });
         }
         let verifier = verifier_of(req);
-        let token = match req.headers().get_all(AUTHORIZATION).collect::<Vec<_>>()[..] {
-            [] => Err(Rejection::Missing),
-            [one] => bearer(one.as_bytes()).map(str::to_owned),
-            _ => Err(Rejection::Malformed),
-        };
+        let token = bearer_of(req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes()));
         Box::pin(async move {
             let Some(verifier) = verifier else {
                 return Err(Rejected {

@@ -73,6 +73,18 @@ impl From<Error> for Rejection {
     }
 }
 
+/// The bearer token of a request's `Authorization` header values: none is
+/// [`Rejection::Missing`], more than one [`Rejection::Malformed`].
+pub(crate) fn bearer_of<'a>(
+    mut values: impl Iterator<Item = &'a [u8]>,
+) -> Result<String, Rejection> {
+    match (values.next(), values.next()) {
+        (None, _) => Err(Rejection::Missing),
+        (Some(one), None) => bearer(one).map(str::to_owned),
+        (Some(_), Some(_)) => Err(Rejection::Malformed),
+    }
+}
+
 /// The token of an `Authorization` header value: `Bearer <token>` (scheme case-insensitive,
 /// RFC 6750 §2.1 token characters). `None` for other schemes.
 pub fn bearer(value: &[u8]) -> Result<&str, Rejection> {

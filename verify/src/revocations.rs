@@ -2,10 +2,9 @@
 //! deny list of revoked tokens' `jti`s, each kept until its `exp`, polled in the background.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::PoisonError;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use serde::Deserialize;
@@ -45,14 +44,11 @@ pub(crate) struct Follower {
     http: Http,
     pub policy: FeedPolicy,
     denied: ArcSwap<HashMap<String, i64>>,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    cursor: Option<String>,
-    /// When the follower last read the feed to its end.
-    caught_up: Option<SystemTime>,
+    /// When the follower last read the feed to its end, in ns since the epoch (0: never); read
+    /// on every verification, so an atomic rather than behind the lock.
+    caught_up: AtomicU64,
+    /// Where the next read starts.
+    cursor: Mutex<Option<String>>,
 }
 
 #[derive(Deserialize)]
@@ -74,13 +70,18 @@ impl Follower {
             http,
             policy,
             denied: ArcSwap::from_pointee(HashMap::new()),
-            state: Mutex::new(State::default()),
+            caught_up: AtomicU64::new(0),
+            cursor: Mutex::new(None),
         }
     }
 
     /// How long since the feed was last read to its end (`None`: never).
     pub fn lag(&self, now: SystemTime) -> Option<Duration> {
-        let caught_up = self.lock().caught_up?;
+        let ns = self.caught_up.load(Ordering::Acquire);
+        if ns == 0 {
+            return None;
+        }
+        let caught_up = UNIX_EPOCH + Duration::from_nanos(ns);
         Some(now.duration_since(caught_up).unwrap_or_default())
     }
 
@@ -119,7 +120,7 @@ impl Follower {
     async fn read(&self, clock: &dyn Clock) -> Result<(), FetchError> {
         for _ in 0..MAX_PAGES {
             let mut url = self.uri.clone();
-            if let Some(cursor) = self.lock().cursor.clone() {
+            if let Some(cursor) = self.lock().clone() {
                 url.query_pairs_mut().append_pair("after", &cursor);
             }
             let body = match self.http.get(&url, None).await? {
@@ -130,18 +131,27 @@ impl Follower {
                 .map_err(|_| FetchError::Invalid("the revocation feed's page is malformed"))?;
             let now = clock::unix(clock.now());
             let full = page.revoked.len() >= PAGE;
-            let mut denied = HashMap::clone(&self.denied.load());
-            denied.retain(|_, exp| *exp > now);
-            for entry in page.revoked {
-                if entry.exp > now {
-                    denied.insert(entry.jti, entry.exp);
+            let current = self.denied.load();
+            // A new map only when something comes or goes (most reads bring nothing).
+            if !page.revoked.is_empty() || current.values().any(|exp| *exp <= now) {
+                let mut denied = HashMap::clone(&current);
+                denied.retain(|_, exp| *exp > now);
+                for entry in page.revoked {
+                    if entry.exp > now {
+                        denied.insert(entry.jti, entry.exp);
+                    }
                 }
+                self.denied.store(Arc::new(denied));
             }
-            self.denied.store(Arc::new(denied));
-            let mut state = self.lock();
-            state.cursor = Some(page.cursor);
+            *self.lock() = Some(page.cursor);
             if !full {
-                state.caught_up = Some(clock.now());
+                let ns = clock
+                    .now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                    .unwrap_or(1)
+                    .max(1);
+                self.caught_up.store(ns, Ordering::Release);
                 return Ok(());
             }
         }
@@ -153,7 +163,7 @@ impl Follower {
         self.denied.load().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.cursor.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -14,7 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::claims::Claims;
-use crate::http::{Rejection, bearer};
+use crate::http::{Rejection, bearer_of};
 use crate::verifier::Verifier;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -83,16 +83,12 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
-        let token = match req
-            .headers()
-            .get_all(AUTHORIZATION)
-            .iter()
-            .collect::<Vec<_>>()[..]
-        {
-            [] => Err(Rejection::Missing),
-            [one] => bearer(one.as_bytes()).map(str::to_owned),
-            _ => Err(Rejection::Malformed),
-        };
+        let token = bearer_of(
+            req.headers()
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(|v| v.as_bytes()),
+        );
         Box::pin(async move {
             let verified = match token {
                 Ok(token) => verifier.verify(&token).await.map_err(Rejection::Token),

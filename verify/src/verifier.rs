@@ -472,7 +472,7 @@ impl Verifier {
         if !key.verifies(parts.signed.as_bytes(), &parts.signature) {
             return Err(Error::InvalidToken(Reason::Signature));
         }
-        let claims = read(&parts.payload)?;
+        let claims = read(&b64(parts.payload)?)?;
         self.check(&claims)?;
         if let Some(feed) = &inner.revocations {
             feed.check(&claims.jti, inner.clock.now())?;
@@ -584,32 +584,41 @@ struct Header<'a> {
     crit: Option<serde::de::IgnoredAny>,
 }
 
-/// A compact JWS split into its parts: the signed input, and the decoded header, payload and
-/// signature.
+/// The longest token accepted: ours are under 2 KiB; a larger one is refused before anything
+/// is decoded.
+const MAX_TOKEN: usize = 16 * 1024;
+
+/// A compact JWS split into its parts: the signed input, the decoded header and signature, and
+/// the payload, decoded only once the signature is good.
 struct Parts<'a> {
     signed: &'a str,
     header: Vec<u8>,
-    payload: Vec<u8>,
+    payload: &'a str,
     signature: Vec<u8>,
 }
 
-fn split(token: &str) -> Result<Parts<'_>, Error> {
+fn b64(part: &str) -> Result<Vec<u8>, Error> {
     use base64::Engine;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    // Decoded into a vector of the right capacity: no zeroing, one allocation.
+    let mut out = Vec::with_capacity(part.len() / 4 * 3 + 3);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode_vec(part, &mut out)
+        .map_err(|_| Error::InvalidToken(Reason::Malformed))?;
+    Ok(out)
+}
+
+fn split(token: &str) -> Result<Parts<'_>, Error> {
     let malformed = || Error::InvalidToken(Reason::Malformed);
+    if token.len() > MAX_TOKEN {
+        return Err(malformed());
+    }
     let (signed, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
     let (header, payload) = signed.split_once('.').ok_or_else(malformed)?;
-    // Decoded into vectors of the right capacity: no zeroing, one allocation each.
-    let decode = |part: &str| {
-        let mut out = Vec::with_capacity(part.len() / 4 * 3 + 3);
-        b64.decode_vec(part, &mut out).map_err(|_| malformed())?;
-        Ok::<_, Error>(out)
-    };
     Ok(Parts {
         signed,
-        header: decode(header)?,
-        payload: decode(payload)?,
-        signature: decode(signature)?,
+        header: b64(header)?,
+        payload,
+        signature: b64(signature)?,
     })
 }
 

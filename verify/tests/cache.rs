@@ -274,6 +274,10 @@ async fn hostile_and_invalid_tokens_are_refused_with_their_reason() {
     tampered.insert(tampered.len() - 3, 'A');
     let cases: Vec<(String, Reason)> = vec![
         ("garbage".into(), Reason::Malformed),
+        (
+            format!("{}.{}.AAAA", "A".repeat(20_000), "A".repeat(8)),
+            Reason::Malformed,
+        ),
         (none, Reason::Algorithm),
         (header(json!({"alg": "HS256"})), Reason::Algorithm),
         (header(json!({"alg": "RS256"})), Reason::Algorithm),
