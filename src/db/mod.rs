@@ -11,6 +11,7 @@
 //! fifth of a refresh's cost.
 
 pub mod audit;
+pub mod batch;
 pub mod client_keys;
 pub mod keys;
 pub mod refresh;
@@ -23,7 +24,7 @@ pub mod users;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -184,6 +185,14 @@ pub struct Db {
     url: DatabaseUrl,
     /// SQLite only: the single writer that [`Db::run`] hands its work to ([`serial`]).
     serial: Option<serial::Serial>,
+    /// PostgreSQL only: the refresh grant's batched statements ([`batch`]).
+    refresh: Option<Arc<RefreshBatches>>,
+}
+
+/// The refresh grant's lookups and rotations, batched across concurrent requests.
+pub struct RefreshBatches {
+    pub lookups: batch::Batcher<refresh::Lookups>,
+    pub rotations: batch::Batcher<refresh::Rotations>,
 }
 
 impl Db {
@@ -215,13 +224,25 @@ impl Db {
             backend: url.backend(),
             url: url.clone(),
             serial: None,
+            refresh: None,
         };
         db.migrate()?;
         let serial = match url {
             DatabaseUrl::Sqlite(_) => Some(serial::Serial::start(db.pool.clone())?),
             DatabaseUrl::Postgres(_) => None,
         };
-        Ok(Self { serial, ..db })
+        let refresh = match url {
+            DatabaseUrl::Sqlite(_) => None,
+            DatabaseUrl::Postgres(_) => Some(Arc::new(RefreshBatches {
+                lookups: batch::Batcher::start(&db.pool)?,
+                rotations: batch::Batcher::start(&db.pool)?,
+            })),
+        };
+        Ok(Self {
+            serial,
+            refresh,
+            ..db
+        })
     }
 
     /// Applies every pending migration of this backend.
@@ -245,6 +266,12 @@ impl Db {
     /// `"sqlite"` or `"postgresql"`.
     pub fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    /// The refresh grant's batched statements, on PostgreSQL. On SQLite the single writer
+    /// batches every piece of work already ([`serial`]).
+    pub fn refresh_batches(&self) -> Option<&RefreshBatches> {
+        self.refresh.as_deref()
     }
 
     /// A pooled connection, for blocking code (the CLI, background threads).

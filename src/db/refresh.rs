@@ -2,8 +2,11 @@
 //! tokens. Rotation is decided by one conditional `UPDATE` (in [`rotate`]), so two requests
 //! presenting the same token — on one instance or several sharing a database — cannot both win.
 
+use std::collections::{HashMap, HashSet};
+
 use diesel::prelude::*;
 
+use super::batch::Batched;
 use super::schema::{issued_access_tokens, refresh_families, refresh_tokens, users};
 use super::users::UserRow;
 use super::{DbConn, write_tx};
@@ -103,53 +106,119 @@ fn claim(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool> {
     .map(|n| n == 1)
 }
 
+/// A rotation to do: mark `old_hash` used and store its successor `next`, issued with the
+/// access token `issued`.
+#[derive(Debug, Clone)]
+pub struct Rotate {
+    pub old_hash: String,
+    pub next: TokenRow,
+    pub issued: IssuedRow,
+}
+
 /// Rotates a refresh token: marks `old_hash` used, stores its successor `next` (in the same
 /// family, which is marked used now) and records the access token issued with it, all or
 /// nothing. Returns `false`, changing nothing, when the old token was no longer live (used by a
 /// concurrent request, expired, or its family revoked meanwhile).
 ///
-/// On PostgreSQL this is one call of the `rotate_refresh_token` function (migration 000009),
-/// so one round trip and no explicit transaction: its conditional `UPDATE` decides, and the
-/// inserts follow only when it claimed the token. On SQLite the same steps run one after
-/// another in a savepoint (inside the single writer's batch, where nothing else runs between
-/// them).
-pub fn rotate(
-    conn: &mut DbConn,
-    old_hash: &str,
-    next: &TokenRow,
-    issued: &IssuedRow,
-) -> QueryResult<bool> {
-    use diesel::sql_types::{BigInt, Text};
-    let now = next.created_at;
+/// On PostgreSQL this is [`Rotations`] with one item: one statement, no explicit transaction.
+/// On SQLite the same steps run one after another in a savepoint (inside the single writer's
+/// batch, where nothing else runs between them).
+pub fn rotate(conn: &mut DbConn, rotation: &Rotate) -> QueryResult<bool> {
     match conn {
         DbConn::Pg(_) => {
-            #[derive(QueryableByName)]
-            struct Rotated {
-                #[diesel(sql_type = diesel::sql_types::Bool)]
-                rotated: bool,
-            }
-            let row: Rotated = diesel::sql_query(
-                "SELECT rotate_refresh_token($1, $2, $3, $4, $5, $6, $7) AS rotated",
-            )
-            .bind::<Text, _>(old_hash)
-            .bind::<Text, _>(&next.token_hash)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(next.expires_at)
-            .bind::<Text, _>(&issued.jti)
-            .bind::<Text, _>(issued.user_id.as_str())
-            .bind::<BigInt, _>(issued.exp)
-            .get_result(conn)?;
-            Ok(row.rotated)
+            Rotations::run(conn, std::slice::from_ref(rotation)).map(|r| r.first() == Some(&true))
         }
         DbConn::Sqlite(_) => write_tx(conn, |conn| {
-            if !claim(conn, old_hash, now)? {
+            if !claim(conn, &rotation.old_hash, rotation.next.created_at)? {
                 return Ok(false);
             }
-            insert_token(conn, next)?;
-            record_issued(conn, issued)?;
+            insert_token(conn, &rotation.next)?;
+            record_issued(conn, &rotation.issued)?;
             Ok(true)
         }),
     }
+}
+
+/// Lookups of refresh tokens ([`find`]), many in one statement (PostgreSQL, [`super::batch`]).
+pub struct Lookups;
+
+impl Batched for Lookups {
+    type Item = String;
+    type Output = Option<(TokenRow, FamilyRow, UserRow)>;
+    const NAME: &'static str = "pg-refresh-find";
+
+    fn run(conn: &mut DbConn, hashes: &[String]) -> QueryResult<Vec<Self::Output>> {
+        // On PostgreSQL itself, `eq_any` is one `= ANY($1)` whatever the number of hashes: one
+        // prepared statement.
+        let DbConn::Pg(conn) = conn else {
+            return Err(postgres_only());
+        };
+        let found: Vec<(TokenRow, FamilyRow, UserRow)> = refresh_tokens::table
+            .inner_join(refresh_families::table.inner_join(users::table))
+            .filter(refresh_tokens::token_hash.eq_any(hashes))
+            .select((
+                TokenRow::as_select(),
+                FamilyRow::as_select(),
+                UserRow::as_select(),
+            ))
+            .load(conn)?;
+        let by_hash: HashMap<&str, &(TokenRow, FamilyRow, UserRow)> = found
+            .iter()
+            .map(|row| (row.0.token_hash.as_str(), row))
+            .collect();
+        Ok(hashes
+            .iter()
+            .map(|h| by_hash.get(h.as_str()).map(|&row| row.clone()))
+            .collect())
+    }
+}
+
+/// Rotations ([`rotate`]), many in one call of the `rotate_refresh_tokens` function
+/// (PostgreSQL, migration 000010, [`super::batch`]). Of several items presenting the same old
+/// token, the first may rotate it and the others did not: one of them presented a used token.
+pub struct Rotations;
+
+impl Batched for Rotations {
+    type Item = Rotate;
+    type Output = bool;
+    const NAME: &'static str = "pg-refresh-rotate";
+
+    fn run(conn: &mut DbConn, items: &[Rotate]) -> QueryResult<Vec<bool>> {
+        use diesel::sql_types::{Array, BigInt, Text};
+        #[derive(QueryableByName)]
+        struct Claimed {
+            #[diesel(sql_type = Text)]
+            old_hash: String,
+        }
+        let DbConn::Pg(conn) = conn else {
+            return Err(postgres_only());
+        };
+        let mut seen = HashSet::new();
+        let unique: Vec<&Rotate> = items
+            .iter()
+            .filter(|r| seen.insert(r.old_hash.as_str()))
+            .collect();
+        let column = |f: fn(&Rotate) -> String| unique.iter().map(|r| f(r)).collect::<Vec<_>>();
+        let number = |f: fn(&Rotate) -> i64| unique.iter().map(|r| f(r)).collect::<Vec<_>>();
+        let claimed: Vec<Claimed> = diesel::sql_query(
+            "SELECT old_hash FROM rotate_refresh_tokens($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind::<Array<Text>, _>(column(|r| r.old_hash.clone()))
+        .bind::<Array<Text>, _>(column(|r| r.next.token_hash.clone()))
+        .bind::<Array<BigInt>, _>(number(|r| r.next.created_at))
+        .bind::<Array<BigInt>, _>(number(|r| r.next.expires_at))
+        .bind::<Array<Text>, _>(column(|r| r.issued.jti.clone()))
+        .bind::<Array<Text>, _>(column(|r| r.issued.user_id.as_str().to_owned()))
+        .bind::<Array<BigInt>, _>(number(|r| r.issued.exp))
+        .load(conn)?;
+        let mut claimed: HashSet<String> = claimed.into_iter().map(|c| c.old_hash).collect();
+        // Only the first item of each old hash can be the one that claimed it.
+        Ok(items.iter().map(|r| claimed.remove(&r.old_hash)).collect())
+    }
+}
+
+fn postgres_only() -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError("a batched statement of PostgreSQL only".into())
 }
 
 /// Stores a family's next token, and marks the family used now.

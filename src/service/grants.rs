@@ -15,7 +15,7 @@ use crate::crypto::jwt::{self, ACCESS_TOKEN_TYPE, AccessClaims, Audiences};
 use crate::db::audit::{Event, EventKind};
 use crate::db::refresh::{self, FamilyRow, IssuedRow, TokenRow};
 use crate::db::users::UserRow;
-use crate::db::{users, write_tx};
+use crate::db::{DbConn, users, write_tx};
 use crate::domain::{Audience, ClientId, Password, RefreshToken, Roles, Scope, UserId, Username};
 use crate::service::Issuer;
 use crate::service::credentials::CheckError;
@@ -121,6 +121,130 @@ enum Refreshed {
     WrongClient,
     Denied(Denied),
     Invalid,
+}
+
+/// What the refresh grant checks a presented token against, and what it issues.
+struct RefreshPlan {
+    asking: Arc<Client>,
+    /// The audiences the request narrows the grant to, if any.
+    narrowed: Vec<String>,
+    requested: Option<Scope>,
+    registry: Arc<crate::service::registry::Registry>,
+    settings: Arc<Settings>,
+    new_hash: String,
+    t: i64,
+}
+
+/// What to do with a presented refresh token, once looked up.
+enum Step {
+    /// It may be rotated: the rotation to store, and the answer once stored.
+    Rotate(Box<refresh::Rotate>, Refreshed),
+    /// It was used before: its family is to be ended.
+    EndReused(FamilyRow),
+    /// Nothing to store.
+    Done(Refreshed),
+}
+
+impl RefreshPlan {
+    /// The user is checked again (disabled: refused; scopes whose roles they lost: dropped;
+    /// `roles`: current). A token presented by another client, or asking for more than its
+    /// grant, is refused without being spent.
+    fn decide(self, found: Option<(TokenRow, FamilyRow, UserRow)>) -> anyhow::Result<Step> {
+        let Some((token, family, user)) = found else {
+            return Ok(Step::Done(Refreshed::Invalid));
+        };
+        if token.used_at.is_some() {
+            return Ok(Step::EndReused(family));
+        }
+        let t = self.t;
+        // The session's end: idle (the token's own expiry) or absolute (its age).
+        let session_ends = family
+            .created_at
+            .saturating_add(self.settings.session_max_age);
+        if token.expires_at <= t
+            || session_ends <= t
+            || family.revoked_at.is_some()
+            || user.disabled
+        {
+            return Ok(Step::Done(Refreshed::Invalid));
+        }
+        if family.client_id != self.asking.id.as_str() {
+            return Ok(Step::Done(Refreshed::WrongClient));
+        }
+        let audiences: Vec<String> = family
+            .audience
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let original = Scope::parse(&family.scope).unwrap_or_default();
+        let roles = Roles::from_stored(&user.roles);
+        if let Some(wider) = self.narrowed.iter().find(|a| !audiences.contains(a)) {
+            return Ok(Step::Done(Refreshed::Denied(Denied::Target(format!(
+                "the audience {wider} is not in the refresh token's grant"
+            )))));
+        }
+        let audiences = if self.narrowed.is_empty() {
+            audiences
+        } else {
+            self.narrowed
+        };
+        let granted =
+            match self
+                .registry
+                .regrant(&self.asking, &audiences, &original, self.requested, &roles)
+            {
+                Ok(g) => g,
+                Err(d) => return Ok(Step::Done(Refreshed::Denied(d))),
+            };
+        let claims = access_claims(
+            &self.settings,
+            Subject::User(&user),
+            self.asking.id.as_str(),
+            &granted,
+            t,
+        )?;
+        let rotation = refresh::Rotate {
+            old_hash: token.token_hash,
+            next: TokenRow {
+                token_hash: self.new_hash,
+                family_id: family.id.clone(),
+                created_at: t,
+                expires_at: (t + self.settings.refresh_ttl).min(session_ends),
+                used_at: None,
+            },
+            issued: IssuedRow {
+                jti: claims.jti.clone(),
+                user_id: user.id.clone(),
+                family_id: Some(family.id),
+                exp: claims.exp,
+            },
+        };
+        Ok(Step::Rotate(
+            Box::new(rotation),
+            Refreshed::Rotated {
+                claims: Box::new(claims),
+                scope: granted.scope,
+            },
+        ))
+    }
+}
+
+/// A token that was presented used: its family ends.
+fn end_reused(conn: &mut DbConn, family: FamilyRow, t: i64) -> anyhow::Result<Refreshed> {
+    sessions::end_family(conn, &family.id, "reuse", t)?;
+    Ok(Refreshed::Reused {
+        family_id: family.id,
+        user_id: family.user_id,
+    })
+}
+
+/// A token that could not be rotated, being no longer live: spent by a concurrent request
+/// meanwhile (this one presented a used token), or ended meanwhile.
+fn not_rotated(conn: &mut DbConn, old_hash: &str, t: i64) -> anyhow::Result<Refreshed> {
+    match refresh::find(conn, old_hash)? {
+        Some((token, family, _)) if token.used_at.is_some() => end_reused(conn, family, t),
+        _ => Ok(Refreshed::Invalid),
+    }
 }
 
 const BAD_CREDENTIALS: &str = "invalid username or password";
@@ -247,98 +371,58 @@ impl Issuer {
             return Err(GrantError::InvalidGrant(INVALID));
         };
         let new = RefreshToken::generate().context("reading the OS random generator")?;
-        let (old_hash, new_hash) = (old.hash(), new.hash());
+        let old_hash = old.hash();
         let t = self.settings.clock.now();
-        let (idle, max_age) = (self.settings.refresh_ttl, self.settings.session_max_age);
-        let registry = self.registry.current();
-        let asking = client.clone();
-        let settings = self.settings.clone();
+        let plan = RefreshPlan {
+            asking: client,
+            narrowed,
+            requested,
+            registry: self.registry.current(),
+            settings: self.settings.clone(),
+            new_hash: new.hash(),
+            t,
+        };
         // No transaction around the reads and the checks: the rotation itself is atomic and
-        // decides again whether the token is still live (on PostgreSQL, one round trip).
-        let outcome = self
-            .db
-            .run(move |conn| -> anyhow::Result<Refreshed> {
-                let Some((token, family, user)) = refresh::find(conn, &old_hash)? else {
-                    return Ok(Refreshed::Invalid);
-                };
-                let reused = |conn: &mut _| -> anyhow::Result<Refreshed> {
-                    sessions::end_family(conn, &family.id, "reuse", t)?;
-                    Ok(Refreshed::Reused {
-                        family_id: family.id.clone(),
-                        user_id: family.user_id.clone(),
-                    })
-                };
-                if token.used_at.is_some() {
-                    return reused(conn);
+        // decides again whether the token is still live. On PostgreSQL the lookup and the
+        // rotation are batched with those of concurrent requests ([`crate::db::batch`]); on
+        // SQLite both run in one piece of the single writer's batch.
+        let outcome = match self.db.refresh_batches() {
+            Some(batches) => {
+                let found = batches.lookups.run(old_hash.clone()).await?;
+                match plan.decide(found)? {
+                    Step::Rotate(rotation, rotated) => {
+                        if batches.rotations.run(*rotation).await? {
+                            rotated
+                        } else {
+                            self.db
+                                .run(move |conn| not_rotated(conn, &old_hash, t))
+                                .await?
+                        }
+                    }
+                    Step::EndReused(family) => {
+                        self.db.run(move |conn| end_reused(conn, family, t)).await?
+                    }
+                    Step::Done(refreshed) => refreshed,
                 }
-                // The session's end: idle (the token's own expiry) or absolute (its age).
-                let session_ends = family.created_at.saturating_add(max_age);
-                if token.expires_at <= t
-                    || session_ends <= t
-                    || family.revoked_at.is_some()
-                    || user.disabled
-                {
-                    return Ok(Refreshed::Invalid);
-                }
-                if family.client_id != asking.id.as_str() {
-                    return Ok(Refreshed::WrongClient);
-                }
-                let audiences: Vec<String> = family
-                    .audience
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect();
-                let original = Scope::parse(&family.scope).unwrap_or_default();
-                let roles = Roles::from_stored(&user.roles);
-                if let Some(wider) = narrowed.iter().find(|a| !audiences.contains(a)) {
-                    return Ok(Refreshed::Denied(Denied::Target(format!(
-                        "the audience {wider} is not in the refresh token's grant"
-                    ))));
-                }
-                let audiences = if narrowed.is_empty() {
-                    audiences
-                } else {
-                    narrowed
-                };
-                let granted =
-                    match registry.regrant(&asking, &audiences, &original, requested, &roles) {
-                        Ok(g) => g,
-                        Err(d) => return Ok(Refreshed::Denied(d)),
-                    };
-                let claims = access_claims(
-                    &settings,
-                    Subject::User(&user),
-                    asking.id.as_str(),
-                    &granted,
-                    t,
-                )?;
-                let next = TokenRow {
-                    token_hash: new_hash,
-                    family_id: family.id.clone(),
-                    created_at: t,
-                    expires_at: (t + idle).min(session_ends),
-                    used_at: None,
-                };
-                let issued = IssuedRow {
-                    jti: claims.jti.clone(),
-                    user_id: user.id.clone(),
-                    family_id: Some(family.id.clone()),
-                    exp: claims.exp,
-                };
-                if !refresh::rotate(conn, &old_hash, &next, &issued)? {
-                    // No longer live: spent by a concurrent request meanwhile (this one
-                    // presented a used token), or ended meanwhile.
-                    return match refresh::find(conn, &old_hash)? {
-                        Some((token, _, _)) if token.used_at.is_some() => reused(conn),
-                        _ => Ok(Refreshed::Invalid),
-                    };
-                }
-                Ok(Refreshed::Rotated {
-                    claims: Box::new(claims),
-                    scope: granted.scope,
-                })
-            })
-            .await?;
+            }
+            None => {
+                self.db
+                    .run(
+                        move |conn| match plan.decide(refresh::find(conn, &old_hash)?)? {
+                            Step::Rotate(rotation, rotated) => {
+                                if refresh::rotate(conn, &rotation)? {
+                                    Ok(rotated)
+                                } else {
+                                    not_rotated(conn, &old_hash, t)
+                                }
+                            }
+                            Step::EndReused(family) => end_reused(conn, family, t),
+                            Step::Done(refreshed) => Ok(refreshed),
+                        },
+                    )
+                    .await?
+            }
+        };
         let (claims, scope) = match outcome {
             Refreshed::Rotated { claims, scope } => (claims, scope),
             Refreshed::Reused { family_id, user_id } => {

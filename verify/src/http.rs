@@ -75,6 +75,7 @@ impl From<Error> for Rejection {
 
 /// The bearer token of a request's `Authorization` header values: none is
 /// [`Rejection::Missing`], more than one [`Rejection::Malformed`].
+#[cfg(any(feature = "actix", feature = "tower"))]
 pub(crate) fn bearer_of<'a>(
     mut values: impl Iterator<Item = &'a [u8]>,
 ) -> Result<String, Rejection> {
