@@ -1,21 +1,16 @@
 //! The `jwt-issuer` binary: parses the command line and hands over to the library.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use jwt_issuer::cli::commands as cli;
-use jwt_issuer::cli::{Cli, Command};
+use jwt_issuer::cli::{Cli, Command, LogFormat};
 use jwt_issuer::startup::Application;
 
 fn main() -> ExitCode {
     // Bad options exit with status 2 and a message naming the option, before any I/O.
     let args = Cli::parse_args();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(args.options.log_format);
     let result = match args.command {
         Command::Serve => serve(&args.options),
         Command::Migrate => cli::migrate(&args.options),
@@ -31,6 +26,23 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::kek::{Kek, KeyGen};
 use crate::db::Db;
+use crate::http::metrics::Metrics;
 use crate::http::{self, AppState};
 use crate::service::Issuer;
 use crate::service::keyring::KeyStore;
@@ -29,6 +30,8 @@ use crate::service::{bootstrap, maintenance};
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own listener (`--metrics-bind`), and its port.
+    metrics: Option<(Server, u16)>,
     state: web::Data<AppState>,
 }
 
@@ -85,6 +88,7 @@ pub fn prepare(
     drop(conn);
     let settings = Arc::new(settings);
     Ok(AppState {
+        metrics: Metrics::new(&hasher, keys.clone(), settings.clock.clone()),
         issuer: Issuer {
             db,
             keys,
@@ -92,7 +96,6 @@ pub fn prepare(
             hasher,
             settings,
         },
-        metrics: Default::default(),
     })
 }
 
@@ -108,11 +111,25 @@ impl Application {
             TcpListener::bind(options.bind).with_context(|| format!("binding {}", options.bind))?;
         let bound = listener.local_addr()?;
         let settings = options.settings(bound);
+        let metrics_listener = options
+            .metrics_bind
+            .map(|addr| {
+                TcpListener::bind(addr).with_context(|| format!("binding --metrics-bind {addr}"))
+            })
+            .transpose()?;
         let state = web::Data::new(prepare(options, settings, tuning)?);
-        let server = serve(listener, state.clone())?;
+        let server = serve(listener, state.clone(), metrics_listener.is_none())?;
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                Some((serve_metrics(listener, state.clone())?, port))
+            }
+            None => None,
+        };
         Ok(Self {
             port: bound.port(),
             server,
+            metrics,
             state,
         })
     }
@@ -120,6 +137,11 @@ impl Application {
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` has to itself, with `--metrics-bind`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     /// The shared state (for tests and background tasks).
@@ -148,7 +170,15 @@ impl Application {
             settings.purge_every,
             settings.clone(),
         ));
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         watcher.abort();
         registry_watcher.abort();
         purger.abort();
@@ -180,18 +210,39 @@ fn cors(origins: &[String]) -> Cors {
     cors
 }
 
-fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    with_metrics: bool,
+) -> anyhow::Result<Server> {
     let origins = state.issuer.settings.cors_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(http::params::query_config())
-            .configure(http::routes)
+            .configure(|cfg| http::routes(cfg, with_metrics))
             .wrap(from_fn(http::head_as_get))
             .wrap(from_fn(http::limit_body))
             .wrap(cors(&origins))
             .wrap(from_fn(http::request_log))
     })
+    .listen(listener)?
+    .shutdown_timeout(5)
+    .run();
+    Ok(server)
+}
+
+/// `/metrics` alone, on its own listener: one worker, no CORS (scrapers are not browsers).
+fn serve_metrics(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(http::metrics_routes)
+            .default_service(web::to(http::not_found))
+            .wrap(from_fn(http::head_as_get))
+            .wrap(from_fn(http::request_log))
+    })
+    .workers(1)
     .listen(listener)?
     .shutdown_timeout(5)
     .run();

@@ -169,10 +169,33 @@ pub struct Options {
           default_value = "365d", value_parser = parse_retention)]
     pub audit_retention: u64,
 
+    /// Serve `/metrics` on this address (its own listener) instead of the main one.
+    #[arg(
+        long = "metrics-bind",
+        env = "ISSUER_METRICS_BIND",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Log lines as text (no colours unless stderr is a terminal) or as JSON objects.
+    #[arg(long = "log-format", env = "ISSUER_LOG_FORMAT", global = true, value_name = "FORMAT",
+          value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// How often expired refresh tokens, revoked token ids and throttle rows are deleted.
     #[arg(long = "purge-every", env = "ISSUER_PURGE_EVERY", global = true, value_name = "DURATION",
           default_value = "1h", value_parser = parse_duration)]
     pub purge_every: u64,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `time level target: message fields`.
+    Text,
+    /// One JSON object per line, with the request's span (id, method, route).
+    Json,
 }
 
 /// The subcommands.

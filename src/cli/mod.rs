@@ -4,4 +4,4 @@
 pub mod args;
 pub mod commands;
 
-pub use args::{Cli, Command, Options};
+pub use args::{Cli, Command, LogFormat, Options};

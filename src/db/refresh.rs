@@ -404,3 +404,13 @@ pub fn purge_expired(
             .execute(conn)?;
     Ok((tokens, families))
 }
+
+/// Families not ended and created after `created_after` (younger than the maximum session
+/// age): the live sessions, give or take those whose last token expired idle.
+pub fn count_live_families(conn: &mut DbConn, created_after: i64) -> QueryResult<i64> {
+    refresh_families::table
+        .filter(refresh_families::created_at.gt(created_after))
+        .filter(refresh_families::revoked_at.is_null())
+        .count()
+        .get_result(conn)
+}

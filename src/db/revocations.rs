@@ -97,3 +97,8 @@ pub fn purge_expired(conn: &mut DbConn, now: i64, limit: i64) -> QueryResult<usi
         .load(conn)?;
     diesel::delete(rat::table.filter(rat::seq.eq_any(chunk))).execute(conn)
 }
+
+/// Revoked access tokens not yet expired.
+pub fn count_live(conn: &mut DbConn, now: i64) -> QueryResult<i64> {
+    rat::table.filter(rat::exp.gt(now)).count().get_result(conn)
+}

@@ -1,26 +1,27 @@
-//! `GET /metrics`: Prometheus text format (version 0.0.4). Counters live in memory per
-//! instance (Prometheus sums them across instances); label values come from fixed sets, so
-//! the number of series stays bounded whatever clients send.
+//! `GET /metrics`: OpenMetrics text (which Prometheus scrapes), encoded by prometheus-client.
+//! Metrics live in memory per instance (Prometheus sums them across instances). Label values
+//! come from fixed sets (route patterns, not paths; known grant types; status classes), so the
+//! number of series stays bounded whatever clients send. With `--metrics-bind` the endpoint is
+//! served on its own listener and not on the main one.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::{HttpResponse, web};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
 use super::AppState;
-
-/// The instance's counters.
-#[derive(Default)]
-pub struct Metrics {
-    /// Responses by status code.
-    responses: Mutex<BTreeMap<u16, u64>>,
-    /// Token endpoint requests by (grant type, outcome).
-    token_requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    /// Seconds spent answering, summed with the count, for an average.
-    seconds_micros: AtomicU64,
-}
+use crate::clock::Clock;
+use crate::service::keyring::KeyStore;
+use crate::service::passwords::PasswordHasher;
 
 /// The grant types counted by name; anything else is `other`.
 const GRANTS: &[&str] = &[
@@ -30,13 +31,115 @@ const GRANTS: &[&str] = &[
     "client_credentials",
 ];
 
+/// How long the database counts (sessions, revocations) are reused between scrapes.
+const COUNTS_MAX_AGE: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    grant_type: &'static str,
+    outcome: &'static str,
+}
+
+/// The instance's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Histogram>,
+    tokens: Family<TokenLabels, Counter>,
+    sessions: Gauge,
+    revoked: Gauge,
+    /// When `sessions` and `revoked` were last read from the database.
+    counted: Mutex<Option<Instant>>,
+}
+
 impl Metrics {
-    /// Counts one response.
-    pub fn response(&self, status: u16, micros: u64) {
-        if let Ok(mut map) = self.responses.lock() {
-            *map.entry(status).or_default() += 1;
+    /// Registers every metric; `hasher` lends its queue and its wait-time histogram, `keys`
+    /// the published keys and the active one's age.
+    pub fn new(hasher: &PasswordHasher, keys: Arc<KeyStore>, clock: Clock) -> Self {
+        // The process's figures under their usual names; the service's under `jwt_issuer_`.
+        START.get_or_init(SystemTime::now);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Process));
+        let ours = registry.sub_registry_with_prefix("jwt_issuer");
+        let requests = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            // 0.5 ms to 8 s.
+            Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+        });
+        ours.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by method, route pattern and status class",
+            requests.clone(),
+        );
+        let tokens = Family::<TokenLabels, Counter>::default();
+        ours.register(
+            "token_requests",
+            "Token requests by grant type and outcome (ok or the OAuth error code)",
+            tokens.clone(),
+        );
+        ours.register(
+            "password_hash_wait_seconds",
+            "Time a password hash or check waited for a hashing thread",
+            hasher.wait_histogram(),
+        );
+        ours.register_collector(Box::new(Scraped {
+            hasher: hasher.clone(),
+            keys,
+            clock,
+        }));
+        let sessions = Gauge::default();
+        ours.register(
+            "sessions",
+            "Live sessions (refresh-token families not ended nor past their maximum age), read at most every 15 s",
+            sessions.clone(),
+        );
+        let revoked = Gauge::default();
+        ours.register(
+            "revoked_access_tokens",
+            "Access tokens revoked before their expiry and not yet expired, read at most every 15 s",
+            revoked.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            tokens,
+            sessions,
+            revoked,
+            counted: Mutex::new(None),
         }
-        self.seconds_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Counts one answered request; `route` is its route pattern (or `unmatched`).
+    pub fn response(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = match method {
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            "OPTIONS" => "OPTIONS",
+            _ => "other",
+        };
+        let status = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route: route.to_owned(),
+                status,
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts one token request; `outcome` is `ok` or an error code.
@@ -49,75 +152,189 @@ impl Metrics {
             } else {
                 "none"
             });
-        if let Ok(mut map) = self.token_requests.lock() {
-            *map.entry((grant, outcome)).or_default() += 1;
-        }
+        self.tokens
+            .get_or_create(&TokenLabels {
+                grant_type: grant,
+                outcome,
+            })
+            .inc();
     }
 
-    fn render(&self, state: &AppState) -> String {
+    /// Whether the database counts are older than [`COUNTS_MAX_AGE`]; if so, the caller is
+    /// the one to read them (others keep the old values meanwhile).
+    fn counts_due(&self) -> bool {
+        let Ok(mut counted) = self.counted.lock() else {
+            return false;
+        };
+        let due = counted.is_none_or(|at| at.elapsed() >= COUNTS_MAX_AGE);
+        if due {
+            *counted = Some(Instant::now());
+        }
+        due
+    }
+
+    fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
-        let ring = state.issuer.keys.current();
-        let _ = writeln!(
-            out,
-            "# HELP jwt_issuer_up 1 while the service answers.\n# TYPE jwt_issuer_up gauge\njwt_issuer_up 1"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP jwt_issuer_http_responses_total HTTP responses by status code."
-        );
-        let _ = writeln!(out, "# TYPE jwt_issuer_http_responses_total counter");
-        let mut total = 0;
-        if let Ok(map) = self.responses.lock() {
-            for (status, n) in map.iter() {
-                total += n;
-                let _ = writeln!(
-                    out,
-                    "jwt_issuer_http_responses_total{{status=\"{status}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP jwt_issuer_http_response_seconds Time spent answering requests."
-        );
-        let _ = writeln!(out, "# TYPE jwt_issuer_http_response_seconds summary");
-        let secs = self.seconds_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "jwt_issuer_http_response_seconds_sum {secs}\njwt_issuer_http_response_seconds_count {total}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP jwt_issuer_token_requests_total Token endpoint requests by grant type and outcome (ok or the OAuth error code)."
-        );
-        let _ = writeln!(out, "# TYPE jwt_issuer_token_requests_total counter");
-        if let Ok(map) = self.token_requests.lock() {
-            for ((grant, outcome), n) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "jwt_issuer_token_requests_total{{grant_type=\"{grant}\",outcome=\"{outcome}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP jwt_issuer_published_keys Signing keys in the JWKS, by state."
-        );
-        let _ = writeln!(out, "# TYPE jwt_issuer_published_keys gauge");
-        let mut states: BTreeMap<&str, u64> = BTreeMap::new();
-        for k in &ring.published {
-            *states.entry(k.state.as_str()).or_default() += 1;
-        }
-        for (state, n) in states {
-            let _ = writeln!(out, "jwt_issuer_published_keys{{state=\"{state}\"}} {n}");
-        }
-        out
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
     }
 }
 
-/// `GET /metrics`.
+/// What is read at each scrape rather than counted: the hashing queue, the active key's age,
+/// the process.
+struct Scraped {
+    hasher: PasswordHasher,
+    keys: Arc<KeyStore>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Scraped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scraped")
+    }
+}
+
+fn gauge<N: prometheus_client::encoding::EncodeGaugeValue + std::fmt::Debug + Send + Sync>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: N,
+) -> std::fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for Scraped {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        gauge(
+            &mut encoder,
+            "password_hash_queue",
+            "Password hashes and checks queued or running now",
+            i64::try_from(self.hasher.waiting()).unwrap_or(i64::MAX),
+        )?;
+        let ring = self.keys.current();
+        if let Some(since) = ring.active_since {
+            gauge(
+                &mut encoder,
+                "active_key_age_seconds",
+                "Seconds since the active signing key became active",
+                self.clock.now().saturating_sub(since),
+            )?;
+        }
+        let mut states: BTreeMap<&str, i64> = BTreeMap::new();
+        for k in &ring.published {
+            *states.entry(k.state.as_str()).or_default() += 1;
+        }
+        let mut published = encoder.encode_descriptor(
+            "published_keys",
+            "Signing keys in the JWKS, by state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, n) in states {
+            ConstGauge::new(n).encode(published.encode_family(&[("state", state)])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The process: CPU time, resident memory, open files, start time.
+#[derive(Debug)]
+struct Process;
+
+impl Collector for Process {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let process = process::read();
+        if let Some(cpu) = process.cpu_seconds {
+            let metric = ConstCounter::new(cpu);
+            metric.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "CPU time of the process, user and system",
+                None,
+                metric.metric_type(),
+            )?)?;
+        }
+        if let Some(rss) = process.resident_bytes {
+            gauge(
+                &mut encoder,
+                "process_resident_memory_bytes",
+                "Resident memory of the process",
+                i64::try_from(rss).unwrap_or(i64::MAX),
+            )?;
+        }
+        if let Some(fds) = process.open_fds {
+            gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Open file descriptors of the process",
+                i64::try_from(fds).unwrap_or(i64::MAX),
+            )?;
+        }
+        let started = START
+            .get_or_init(SystemTime::now)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        gauge(
+            &mut encoder,
+            "process_start_time_seconds",
+            "When the service started, in seconds since the Unix epoch",
+            started.as_secs_f64(),
+        )
+    }
+}
+
+/// When the process started serving (the first metrics were made).
+static START: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+
+/// The process's own figures, from `/proc` (Linux); absent elsewhere.
+mod process {
+    pub struct Process {
+        pub cpu_seconds: Option<f64>,
+        pub resident_bytes: Option<u64>,
+        pub open_fds: Option<u64>,
+    }
+
+    pub fn read() -> Process {
+        // The first field of schedstat: nanoseconds spent on a CPU (no clock-tick rate needed).
+        let cpu_seconds = std::fs::read_to_string("/proc/self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|ns| ns as f64 / 1e9);
+        let resident_bytes = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map(|kib| kib * 1024);
+        let open_fds = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|dir| dir.count() as u64);
+        Process {
+            cpu_seconds,
+            resident_bytes,
+            open_fds,
+        }
+    }
+}
+
+/// `GET /metrics`. The database counts are refreshed first when due; a database that does not
+/// answer leaves them as they were.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state))
+    let m = &state.metrics;
+    if m.counts_due() {
+        match state.issuer.gauge_counts().await {
+            Ok((sessions, revoked)) => {
+                m.sessions.set(sessions);
+                m.revoked.set(revoked);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: counting sessions and revocations"),
+        }
+    }
+    match m.encode() {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(body),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
 }

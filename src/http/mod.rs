@@ -25,6 +25,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, ResponseError as _, web};
+use tracing::Instrument as _;
 
 use crate::service::Issuer;
 use error::ApiError;
@@ -35,12 +36,16 @@ use params::MAX_BODY;
 pub struct AppState {
     /// The service the handlers call.
     pub issuer: Issuer,
-    /// Counters for `/metrics`.
+    /// This instance's metrics (`/metrics`).
     pub metrics: metrics::Metrics,
 }
 
-/// Registers every route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Registers every route; `/metrics` only with `with_metrics` (without, it has its own
+/// listener: [`metrics_routes`]).
+pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
+    if with_metrics {
+        metrics_routes(cfg);
+    }
     cfg.service(resource("/.well-known/jwks.json").route(web::get().to(wellknown::jwks)))
         .service(
             resource("/.well-known/oauth-authorization-server")
@@ -124,8 +129,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
-        .service(resource("/metrics").route(web::get().to(metrics::metrics)))
         .default_service(web::to(not_found));
+}
+
+/// `/metrics`, for the main listener or its own (`--metrics-bind`).
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/metrics").route(web::get().to(metrics::metrics)));
 }
 
 /// A resource whose other methods get a JSON 405.
@@ -147,7 +156,7 @@ where
         .default_service(web::to(simplejwt::not_allowed))
 }
 
-async fn not_found(req: HttpRequest) -> Result<&'static str, ApiError> {
+pub async fn not_found(req: HttpRequest) -> Result<&'static str, ApiError> {
     Err(ApiError::NotFound(format!(
         "no route for {} {}",
         req.method(),
@@ -189,33 +198,54 @@ pub async fn head_as_get(
     next.call(req).await
 }
 
-/// Gives each request an id (echoed as `X-Request-Id`) and logs method, path, status and time.
-/// Query strings are not logged: they may carry tokens.
+/// The longest `X-Request-Id` kept from a request.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The request's id: its `X-Request-Id` when well-formed (1 to [`MAX_REQUEST_ID`] characters
+/// of letters, digits and `-_.:/+=@`; a proxy or a client chose it), else a new one.
+fn request_id(req: &ServiceRequest) -> String {
+    let allowed = |c: u8| c.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&c);
+    let mut given = req.headers().get_all(REQUEST_ID);
+    match (given.next(), given.next()) {
+        (Some(v), None)
+            if (1..=MAX_REQUEST_ID).contains(&v.len())
+                && v.as_bytes().iter().all(|&c| allowed(c)) =>
+        {
+            String::from_utf8_lossy(v.as_bytes()).into_owned()
+        }
+        _ => uuid::Uuid::new_v4().simple().to_string(),
+    }
+}
+
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// One span per request, with its id (echoed as `X-Request-Id`), method and route pattern:
+/// every line logged while the request is answered carries them. When it has been answered,
+/// one line adds the status and the latency. The path itself is not logged (the pattern is):
+/// paths and query strings may carry usernames and tokens.
 pub async fn request_log(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = request_id(&req);
+    let route = req.match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
     let method = req.method().clone();
-    let path = req.path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, route);
     let start = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let mut resp = next.call(req).await?;
-    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let mut resp = next.call(req).instrument(span.clone()).await?;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
     if let Some(state) = state {
-        state.metrics.response(resp.status().as_u16(), micros);
+        state
+            .metrics
+            .response(method.as_str(), route, status, elapsed);
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut()
-            .insert(header::HeaderName::from_static("x-request-id"), v);
+        resp.headers_mut().insert(REQUEST_ID, v);
     }
-    tracing::info!(
-        request_id = %id,
-        %method,
-        path,
-        status = resp.status().as_u16(),
-        micros,
-        "request"
-    );
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(status, latency_ms, "answered"));
     Ok(resp)
 }

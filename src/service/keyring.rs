@@ -32,6 +32,8 @@ pub struct PublishedKey {
 pub struct KeyRing {
     /// The key that signs.
     pub active: Arc<SigningKey>,
+    /// When it became active (Unix seconds), if recorded.
+    pub active_since: Option<i64>,
     /// Every published key (next, active, retired within its grace period).
     pub published: Vec<PublishedKey>,
     /// Verifies tokens against the published keys.
@@ -54,6 +56,7 @@ impl KeyRing {
     ) -> anyhow::Result<Self> {
         let grace = retired_grace(settings);
         let mut active = None;
+        let mut active_since = None;
         let mut published = Vec::new();
         let mut jwks = Vec::new();
         let mut verification = HashMap::new();
@@ -69,6 +72,7 @@ impl KeyRing {
             let public = PublicKeyInfo::from_spki_der(&row.public_der)
                 .with_context(|| format!("public key of {}", row.kid))?;
             if state == KeyState::Active {
+                active_since = row.activated_at;
                 if let Some(key) = reuse.as_ref().filter(|k| k.kid() == row.kid.as_str()) {
                     active = Some(key.clone());
                 } else {
@@ -96,6 +100,7 @@ impl KeyRing {
         let etag = format!("\"{}\"", crate::crypto::b64url(&digest.as_ref()[..16]));
         Ok(Self {
             active,
+            active_since,
             published,
             verifier: Verifier::new(verification, &settings.issuer, LEEWAY_SECS.unsigned_abs()),
             jwks,

@@ -60,6 +60,20 @@ impl Issuer {
     {
         self.db.run_typed(f).await
     }
+
+    /// For `/metrics`: the live sessions and the revoked, not yet expired, access tokens.
+    pub async fn gauge_counts(&self) -> anyhow::Result<(i64, i64)> {
+        let now = self.settings.clock.now();
+        let created_after = now.saturating_sub(self.settings.session_max_age);
+        self.db
+            .run(move |conn| {
+                Ok((
+                    crate::db::refresh::count_live_families(conn, created_after)?,
+                    crate::db::revocations::count_live(conn, now)?,
+                ))
+            })
+            .await
+    }
 }
 
 /// Whether an error means the database could not be reached (the request may be retried).

@@ -11,11 +11,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::oneshot;
 
 use crate::domain::Password;
@@ -174,8 +175,10 @@ enum Job {
 /// The shared password hasher: a handle on the hashing threads.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    queue: SyncSender<Job>,
+    queue: SyncSender<(Instant, Job)>,
     waiting: Arc<AtomicUsize>,
+    /// How long jobs waited for a thread.
+    wait: Histogram,
     areas: Arc<Areas>,
     dummy_hash: Arc<str>,
     profile: HashProfile,
@@ -192,9 +195,11 @@ impl PasswordHasher {
         profile: HashProfile,
         idle_release: Duration,
     ) -> anyhow::Result<Self> {
-        let (queue, jobs) = mpsc::sync_channel::<Job>(MAX_WAITING);
+        let (queue, jobs) = mpsc::sync_channel::<(Instant, Job)>(MAX_WAITING);
         let jobs = Arc::new(Mutex::new(jobs));
         let waiting = Arc::new(AtomicUsize::new(0));
+        // 1 ms to 16 s.
+        let wait = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         let params = profile.params()?;
         let areas = Arc::new(Areas {
             blocks: params.block_count(),
@@ -204,6 +209,7 @@ impl PasswordHasher {
             let thread = Worker {
                 jobs: jobs.clone(),
                 waiting: waiting.clone(),
+                wait: wait.clone(),
                 areas: areas.clone(),
                 params: params.clone(),
                 idle_release,
@@ -218,6 +224,7 @@ impl PasswordHasher {
         Ok(Self {
             queue,
             waiting,
+            wait,
             areas,
             // Same profile as real hashes: an unknown user costs what a wrong password does.
             dummy_hash: profile.hash(&dummy)?.into(),
@@ -269,7 +276,7 @@ impl PasswordHasher {
 
     fn submit(&self, job: Job) -> Result<(), HashError> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        match self.queue.try_send(job) {
+        match self.queue.try_send((Instant::now(), job)) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -286,6 +293,11 @@ impl PasswordHasher {
     /// How many hashes are queued or running now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// How long jobs waited for a hashing thread (for `/metrics`).
+    pub fn wait_histogram(&self) -> Histogram {
+        self.wait.clone()
     }
 
     /// How many argon2 memory areas are kept between jobs now (none once the threads idle).
@@ -327,8 +339,9 @@ impl Areas {
 
 /// A hashing thread.
 struct Worker {
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    jobs: Arc<Mutex<mpsc::Receiver<(Instant, Job)>>>,
     waiting: Arc<AtomicUsize>,
+    wait: Histogram,
     areas: Arc<Areas>,
     params: Params,
     idle_release: Duration,
@@ -344,7 +357,10 @@ impl Worker {
                 Err(_) => return,
             };
             let job = match next {
-                Ok(job) => job,
+                Ok((queued, job)) => {
+                    self.wait.observe(queued.elapsed().as_secs_f64());
+                    job
+                }
                 // Only the thread holding the queue waits with a timeout; when it expires, no
                 // job has arrived for that long.
                 Err(RecvTimeoutError::Timeout) => {

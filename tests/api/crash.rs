@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestDb, eventually};
+use crate::helpers::{Backend, TestDb, answers_health};
 
 /// Refresh chains running at once, and refreshes in each.
 const CHAINS: usize = 24;
@@ -61,15 +61,7 @@ impl Server {
                 .timeout(Duration::from_secs(30))
                 .finish(),
         };
-        eventually(Duration::from_secs(30), "the server answers", || async {
-            let r = server
-                .client
-                .get(format!("{}/healthz", server.base))
-                .send()
-                .await;
-            r.ok().filter(|r| r.status() == 200).map(|_| ())
-        })
-        .await;
+        answers_health(&server.client, &server.base).await;
         server
     }
 

@@ -151,6 +151,8 @@ pub struct TestApp {
     /// The `--issuer` it runs with (its address unless given).
     pub issuer: String,
     pub port: u16,
+    /// The port of `/metrics` with `--metrics-bind`.
+    pub metrics_port: Option<u16>,
     pub keys_dir: PathBuf,
     pub db: Arc<TestDb>,
     pub args: Vec<String>,
@@ -219,6 +221,7 @@ async fn start(
         .unwrap()
         .expect("application builds");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
     let address = format!("http://127.0.0.1:{port}");
@@ -233,6 +236,7 @@ async fn start(
         issuer,
         address,
         port,
+        metrics_port,
         keys_dir,
         db,
         args,
@@ -677,6 +681,15 @@ impl TcpProxy {
             .unwrap();
         self.task = Some(Self::serve(listener, self.target.clone()));
     }
+}
+
+/// Waits (up to 30 s) until a server started as a process answers `GET /healthz`.
+pub async fn answers_health(client: &awc::Client, base: &str) {
+    eventually(Duration::from_secs(30), "the server answers", || async {
+        let r = client.get(format!("{base}/healthz")).send().await;
+        r.ok().filter(|r| r.status() == 200).map(|_| ())
+    })
+    .await;
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, and returns that; fails the test, saying

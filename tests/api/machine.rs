@@ -30,10 +30,12 @@ both_backends!(
 );
 
 /// A machine's key pair: how to sign, and its public key in each format.
-struct MachineKey {
+pub(crate) struct MachineKey {
     alg: Algorithm,
     signer: EncodingKey,
-    spki_pem: String,
+    /// Its private key, PKCS#8 PEM.
+    pub(crate) private_pem: String,
+    pub(crate) spki_pem: String,
     openssh: String,
     jwk: Value,
     pkcs1_pem: Option<String>,
@@ -55,6 +57,7 @@ fn rsa_key(alg: Algorithm) -> MachineKey {
     MachineKey {
         alg,
         signer: EncodingKey::from_rsa_pem(pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes()).unwrap(),
+        private_pem: pem("PRIVATE KEY", pkcs8.as_ref()),
         spki_pem: public.to_public_key_pem(LineEnding::LF).unwrap(),
         openssh: ssh_key::PublicKey::new(ssh, "machine@example")
             .to_openssh()
@@ -64,7 +67,7 @@ fn rsa_key(alg: Algorithm) -> MachineKey {
     }
 }
 
-fn ec_key() -> MachineKey {
+pub(crate) fn ec_key() -> MachineKey {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
     let pkcs8 = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
         .unwrap()
@@ -79,6 +82,7 @@ fn ec_key() -> MachineKey {
     MachineKey {
         alg: Algorithm::ES256,
         signer: EncodingKey::from_ec_pem(pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes()).unwrap(),
+        private_pem: pem("PRIVATE KEY", pkcs8.as_ref()),
         spki_pem: secret
             .public_key()
             .to_public_key_pem(LineEnding::LF)
@@ -106,6 +110,7 @@ fn ed25519_key() -> MachineKey {
     MachineKey {
         alg: Algorithm::EdDSA,
         signer: EncodingKey::from_ed_pem(pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes()).unwrap(),
+        private_pem: pem("PRIVATE KEY", pkcs8.as_ref()),
         spki_pem: pem("PUBLIC KEY", &spki),
         openssh: ssh_key::PublicKey::new(ssh, "ed key").to_openssh().unwrap(),
         jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(&raw)}),
@@ -119,7 +124,7 @@ fn fingerprint(k: &MachineKey) -> String {
 }
 
 impl MachineKey {
-    fn sign(&self, alg: Algorithm, kid: Option<String>, claims: &Value) -> String {
+    pub(crate) fn sign(&self, alg: Algorithm, kid: Option<String>, claims: &Value) -> String {
         let mut header = Header::new(alg);
         header.kid = kid;
         jsonwebtoken::encode(&header, claims, &self.signer).unwrap()

@@ -20,6 +20,7 @@ mod errors;
 mod import;
 mod load;
 mod login;
+mod logs;
 mod machine;
 mod outage;
 mod refresh;

@@ -191,9 +191,17 @@ async fn cors_headers_only_for_configured_origins(backend: Backend) {
     );
 }
 
-both_backends!(metrics_count_responses_token_outcomes_and_keys);
+both_backends!(
+    metrics_count_requests_tokens_keys_sessions_and_the_process,
+    metrics_bind_serves_metrics_on_their_own_listener_only,
+);
 
-async fn metrics_count_responses_token_outcomes_and_keys(backend: Backend) {
+/// The lines of `/metrics` (OpenMetrics text, checked by a parser) starting with `prefix`.
+fn metric<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.starts_with(prefix)).collect()
+}
+
+async fn metrics_count_requests_tokens_keys_sessions_and_the_process(backend: Backend) {
     let app = spawn_app(&backend).await;
     app.login_admin().await;
     app.login("admin", "wrong password").await;
@@ -201,31 +209,104 @@ async fn metrics_count_responses_token_outcomes_and_keys(backend: Backend) {
     app.post_token(&[("grant_type", "x".repeat(500).as_str())])
         .await;
     app.get("/nope").await;
+    app.get("/admin/users/someone").await;
     let resp = app.get("/metrics").await;
     assert_eq!(resp.status, 200);
     assert!(
         resp.header("content-type")
             .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+            .starts_with("application/openmetrics-text; version=1.0.0")
     );
     let text = resp.text();
+    let parsed = openmetrics_parser::openmetrics::parse_openmetrics(&text)
+        .unwrap_or_else(|e| panic!("not OpenMetrics ({e:?}):\n{text}"));
+    for family in [
+        "jwt_issuer_http_request_duration_seconds",
+        "jwt_issuer_token_requests",
+        "jwt_issuer_password_hash_wait_seconds",
+        "jwt_issuer_password_hash_queue",
+        "jwt_issuer_active_key_age_seconds",
+        "jwt_issuer_published_keys",
+        "jwt_issuer_sessions",
+        "jwt_issuer_revoked_access_tokens",
+        "process_cpu_seconds",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            parsed.families.contains_key(family),
+            "no {family} in:\n{text}"
+        );
+    }
     for line in [
-        "jwt_issuer_up 1",
         "jwt_issuer_token_requests_total{grant_type=\"password\",outcome=\"ok\"} 1",
         "jwt_issuer_token_requests_total{grant_type=\"password\",outcome=\"invalid_grant\"} 1",
         "jwt_issuer_token_requests_total{grant_type=\"other\",outcome=\"unsupported_grant_type\"} 2",
-        "jwt_issuer_http_responses_total{status=\"404\"} 1",
+        "jwt_issuer_http_request_duration_seconds_count{method=\"POST\",route=\"/oauth/token\",status=\"2xx\"} 1",
+        "jwt_issuer_http_request_duration_seconds_count{method=\"POST\",route=\"/oauth/token\",status=\"4xx\"} 3",
+        "jwt_issuer_http_request_duration_seconds_count{method=\"GET\",route=\"unmatched\",status=\"4xx\"} 1",
+        "jwt_issuer_http_request_duration_seconds_count{method=\"GET\",route=\"/admin/users/{username}\",status=\"4xx\"} 1",
         "jwt_issuer_published_keys{state=\"active\"} 1",
         "jwt_issuer_published_keys{state=\"next\"} 6",
+        "jwt_issuer_password_hash_queue 0",
+        "jwt_issuer_password_hash_wait_seconds_count 2",
+        "jwt_issuer_sessions 1",
+        "jwt_issuer_revoked_access_tokens 0",
     ] {
         assert!(
             text.lines().any(|l| l == line),
             "missing {line:?} in:\n{text}"
         );
     }
+    // A histogram: cumulative buckets up to +Inf.
+    let buckets = metric(
+        &text,
+        "jwt_issuer_http_request_duration_seconds_bucket{le=\"+Inf\",method=\"POST\",route=\"/oauth/token\",status=\"4xx\"}",
+    );
+    assert_eq!(buckets.len(), 1, "{text}");
+    for name in [
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_cpu_seconds_total ",
+    ] {
+        let value: f64 = metric(&text, name)[0]
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(value > 0.0, "{name}{value}");
+    }
     assert!(
-        !text.contains(&"x".repeat(500)),
+        !text.contains(&"x".repeat(500)) && !text.contains("someone"),
         "client input never becomes a label"
     );
     assert!(!text.contains(&app.admin_password()));
+}
+
+async fn metrics_bind_serves_metrics_on_their_own_listener_only(backend: Backend) {
+    let app = spawn_app_with(&backend, &["--metrics-bind", "127.0.0.1:0"]).await;
+    app.login_admin().await;
+    app.get("/metrics").await.assert_error(404, "not_found");
+    let port = app.metrics_port.expect("a metrics listener");
+    let mut resp = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("jwt_issuer_token_requests_total{grant_type=\"password\",outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    let other = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404, "only /metrics there");
 }
