@@ -87,10 +87,18 @@ impl Logged {
     }
 
     /// Stops the server and returns what it logged.
-    fn stop(mut self) -> String {
+    fn stop(self) -> String {
+        let log = self.log.clone();
+        drop(self);
+        std::fs::read_to_string(log).unwrap()
+    }
+}
+
+/// A failed test leaves no server behind.
+impl Drop for Logged {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::fs::read_to_string(&self.log).unwrap()
     }
 }
 
