@@ -14,6 +14,10 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Serve => serve(&args.options),
         Command::Migrate => cli::migrate(&args.options),
+        Command::Config => {
+            println!("{}", args.effective.join("\n"));
+            Ok(())
+        }
         Command::User(c) => cli::user(&args.options, c),
         Command::Key(c) => cli::key(&args.options, c),
         Command::Client(c) => cli::client(&args.options, c),

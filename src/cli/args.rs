@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+use super::config_file;
 use crate::config::{Limits, Settings};
 use crate::crypto::signing::Alg;
 use crate::db::DatabaseUrl;
@@ -20,6 +21,9 @@ pub struct Cli {
     pub options: Options,
     #[command(subcommand)]
     pub command: Command,
+    /// The effective configuration, for `jwt-issuer config`: one TOML line per option.
+    #[arg(skip)]
+    pub effective: Vec<String>,
 }
 
 impl Cli {
@@ -27,7 +31,12 @@ impl Cli {
     /// `--audience` is the one option that may repeat, and only on the command line of
     /// `client add`, where it lists the client's audiences.
     pub fn parse_args() -> Self {
-        let matches = Self::command().get_matches();
+        let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let (command, from_file) = match config_file::named(&argv) {
+            Some(path) => config_file::apply(Self::command(), &path),
+            None => (Self::command(), Default::default()),
+        };
+        let matches = command.get_matches_from(&argv);
         let mut cli = match Self::from_arg_matches(&matches) {
             Ok(cli) => cli,
             Err(e) => e.exit(),
@@ -52,13 +61,82 @@ impl Cli {
                 )
                 .exit();
         }
+        if matches!(cli.command, Command::Config) {
+            cli.effective = effective(&matches, &from_file);
+        }
         cli
     }
+}
+
+/// Each option's value as a TOML line (a valid `--config` file), with where it came from;
+/// `--database` with its password masked.
+fn effective(
+    matches: &clap::ArgMatches,
+    from_file: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    let command = Cli::command();
+    let mut lines = Vec::new();
+    for arg in command.get_arguments().filter(|a| a.is_global_set()) {
+        let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
+            continue;
+        };
+        if long == config_file::FLAG {
+            continue;
+        }
+        let source = match matches.value_source(id) {
+            Some(clap::parser::ValueSource::CommandLine) => "flag",
+            Some(clap::parser::ValueSource::EnvVariable) => "environment",
+            Some(_) if from_file.contains(long) => "file",
+            Some(_) => "default",
+            None => "unset",
+        };
+        let values: Vec<String> = matches
+            .get_raw(id)
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let v = v.to_string_lossy();
+                if long == "database" {
+                    DatabaseUrl::parse(&v).map_or_else(|_| "…".to_owned(), |u| format!("{u:?}"))
+                } else {
+                    v.into_owned()
+                }
+            })
+            .collect();
+        let quoted = |v: &String| toml::Value::String(v.clone()).to_string();
+        let value = match values.as_slice() {
+            [] => {
+                lines.push(format!("# {long} is not set"));
+                continue;
+            }
+            [one] if arg.get_action().takes_values() && !takes_many(arg) => quoted(one),
+            many => format!(
+                "[{}]",
+                many.iter().map(quoted).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        lines.push(format!("{long} = {value}  # {source}"));
+    }
+    lines
+}
+
+fn takes_many(arg: &clap::Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::Append) || arg.get_value_delimiter().is_some()
 }
 
 /// Options shared by every subcommand; accepted before or after the subcommand's arguments.
 #[derive(Args, Debug, Clone)]
 pub struct Options {
+    /// A TOML file of options, keyed by their long names (`access-ttl = 600`); flags and
+    /// environment variables beat it.
+    #[arg(
+        long = "config",
+        env = "ISSUER_CONFIG",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
     /// Database: sqlite://PATH (created on first run) or postgres://…
     // The URL may carry a password: --help never shows the variable's value, and a bad value
     // is reported without echoing it.
@@ -205,6 +283,9 @@ pub enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Print the effective configuration as TOML (secrets masked), each option with where its
+    /// value came from (flag, environment, file, default); needs no database.
+    Config,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),

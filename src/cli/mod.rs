@@ -3,5 +3,6 @@
 
 pub mod args;
 pub mod commands;
+pub mod config_file;
 
 pub use args::{Cli, Command, LogFormat, Options};

@@ -97,6 +97,17 @@ impl fmt::Debug for DatabaseUrl {
                     if parsed.password().is_some() {
                         let _ = parsed.set_password(Some("***"));
                     }
+                    // libpq also takes it as a parameter: `?password=…`.
+                    let pairs: Vec<(String, String)> = parsed
+                        .query_pairs()
+                        .map(|(k, v)| {
+                            let v = if k == "password" { "***".into() } else { v };
+                            (k.into_owned(), v.into_owned())
+                        })
+                        .collect();
+                    if !pairs.is_empty() {
+                        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+                    }
                     write!(f, "{parsed}")
                 }
                 Err(_) => f.write_str("postgres://…"),
@@ -439,5 +450,11 @@ mod tests {
     fn debug_hides_the_password() {
         let url = DatabaseUrl::parse("postgres://u:secret@h/db").unwrap();
         assert!(!format!("{url:?}").contains("secret"));
+        let url =
+            DatabaseUrl::parse("postgres://h/db?user=u&password=secret&sslmode=require").unwrap();
+        assert_eq!(
+            format!("{url:?}"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
     }
 }

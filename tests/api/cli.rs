@@ -273,3 +273,143 @@ async fn audit_prints_the_newest_events_as_json_lines() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--limit"), "{err}");
 }
+
+#[test]
+fn config_file_values_rank_below_flags_and_the_environment_and_secrets_stay_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("issuer.toml");
+    let secret = "hunter2-in-a-file";
+    std::fs::write(
+        &file,
+        format!(
+            "access-ttl = 600\nrefresh-ttl = 7200\nbind = \"0.0.0.0:9000\"\n\
+             cors-origin = [\"https://a.example\", \"https://b.example\"]\n\
+             database = \"postgres://issuer:{secret}@db.internal/issuer\"\n"
+        ),
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    // `config` needs no database: this one does not exist.
+    let (code, out, err) = run_with_env(
+        &["config", "--config", &path, "--bind", "127.0.0.1:1"],
+        &[("ISSUER_REFRESH_TTL", "3600")],
+    );
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "bind = \"127.0.0.1:1\"  # flag",
+        "refresh-ttl = \"3600\"  # environment",
+        "access-ttl = \"600\"  # file",
+        "cors-origin = [\"https://a.example\", \"https://b.example\"]  # file",
+        "database = \"postgres://issuer:***@db.internal/issuer\"  # file",
+        "keys-dir = \"keys\"  # default",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
+    }
+    assert!(!out.contains(secret) && !err.contains(secret));
+    // Named by the variable instead; `--help` shows nothing of the file.
+    let (code, out, _) = run_with_env(&["serve", "--help"], &[("ISSUER_CONFIG", &path)]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--config <FILE>") && !out.contains(secret),
+        "{out}"
+    );
+    // What `config` prints is a valid config file.
+    let (_, printed, _) = run_with_env(&["config", "--config", &path], &[]);
+    let again = dir.path().join("again.toml");
+    std::fs::write(&again, &printed).unwrap();
+    let (code, reprinted, err) =
+        run_with_env(&["config", "--config", &again.display().to_string()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        reprinted.contains("access-ttl = \"600\"  # file"),
+        "{reprinted}"
+    );
+}
+
+#[test]
+fn config_file_errors_name_the_key_and_exit_2_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("never.db");
+    let db_url = format!("sqlite://{}", db.display());
+    for (content, expected) in [
+        ("acess-ttl = 60\n", "unknown key `acess-ttl`"),
+        ("access-ttl = 0\n", "bad value for `access-ttl`"),
+        ("access-ttl = \"soon\"\n", "bad value for `access-ttl`"),
+        ("access-ttl = [60, 70]\n", "`access-ttl` takes one value"),
+        (
+            "rotate-every = { days = 1 }\n",
+            "`rotate-every` takes a string",
+        ),
+        (
+            "database = \"mysql://u:pw-secret@h/db\"\n",
+            "bad value for `database`",
+        ),
+        ("access-ttl = \n", "not TOML"),
+        ("config = \"other.toml\"\n", "unknown key `config`"),
+    ] {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, content).unwrap();
+        let (code, _, err) = run_with_env(
+            &[
+                "migrate",
+                "--config",
+                &file.display().to_string(),
+                "--database",
+                &db_url,
+            ],
+            &[],
+        );
+        assert_eq!(code, 2, "{content}: {err}");
+        assert!(err.contains(expected), "{content}: {err}");
+        assert!(!err.contains("pw-secret"), "{err}");
+        assert!(!db.exists(), "nothing written");
+    }
+    let (code, _, err) = run_with_env(&["config", "--config", "/nonexistent/x.toml"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read it"), "{err}");
+}
+
+#[actix_web::test]
+async fn serve_takes_its_options_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = dir.path().join("issuer.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "bind = \"127.0.0.1:{port}\"\ndatabase = \"sqlite://{}/issuer.db\"\n\
+             keys-dir = \"{}/keys\"\naccess-ttl = 123\n",
+            dir.path().display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jwt-issuer"))
+        .args(["serve", "--config", &file.display().to_string()])
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = awc::Client::default();
+    let base = format!("http://127.0.0.1:{port}");
+    crate::helpers::answers_health(&client, &base).await;
+    let password = std::fs::read_to_string(dir.path().join("keys/initial-admin-password")).unwrap();
+    let mut resp = client
+        .post(format!("{base}/oauth/token"))
+        .send_form(&[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", password.trim()),
+        ])
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(body["expires_in"], 123, "{body}");
+}
