@@ -124,12 +124,18 @@ fn takes_many(arg: &clap::Arg) -> bool {
     matches!(arg.get_action(), ArgAction::Append) || arg.get_value_delimiter().is_some()
 }
 
+/// The `--help` heading of the options every subcommand reads.
+const COMMON: &str = "Common options";
+
+/// The `--help` heading of the options only `serve` reads.
+const SERVER: &str = "Server options (serve)";
+
 /// Options shared by every subcommand; accepted before or after the subcommand's arguments.
 #[derive(Args, Debug, Clone)]
 pub struct Options {
     /// A TOML file of options, keyed by their long names (`access-ttl = 600`); flags and
     /// environment variables beat it.
-    #[arg(
+    #[arg(help_heading = COMMON,
         long = "config",
         env = "ISSUER_CONFIG",
         global = true,
@@ -140,13 +146,13 @@ pub struct Options {
     /// Database: sqlite://PATH (created on first run) or postgres://…
     // The URL may carry a password: --help never shows the variable's value, and a bad value
     // is reported without echoing it.
-    #[arg(long = "database", env = "DATABASE_URL", global = true, value_name = "URL",
+    #[arg(help_heading = COMMON, long = "database", env = "DATABASE_URL", global = true, value_name = "URL",
           default_value = "sqlite://data/issuer.db", value_parser = SecretDatabaseUrl,
           hide_env_values = true)]
     pub database: DatabaseUrl,
 
     /// Address to listen on.
-    #[arg(
+    #[arg(help_heading = SERVER,
         long,
         env = "ISSUER_BIND",
         global = true,
@@ -156,11 +162,11 @@ pub struct Options {
     pub bind: SocketAddr,
 
     /// The `iss` claim and the base of every URL in the metadata [default: http:// + bind address]
-    #[arg(long, env = "ISSUER_URL", global = true, value_name = "URL", value_parser = parse_issuer)]
+    #[arg(help_heading = COMMON, long, env = "ISSUER_URL", global = true, value_name = "URL", value_parser = parse_issuer)]
     pub issuer: Option<String>,
 
     /// Folder of the key-encryption key and the bootstrap admin password.
-    #[arg(
+    #[arg(help_heading = COMMON,
         long = "keys-dir",
         env = "ISSUER_KEYS_DIR",
         global = true,
@@ -171,22 +177,22 @@ pub struct Options {
 
     /// Algorithm of newly generated signing keys: RS256 or ES256 [default: RS256]. Given to
     /// `key rotate`, the new active key has this algorithm at once.
-    #[arg(long, env = "ISSUER_ALG", global = true, value_name = "ALG")]
+    #[arg(help_heading = COMMON, long, env = "ISSUER_ALG", global = true, value_name = "ALG")]
     pub alg: Option<Alg>,
 
     /// Lifetime of access tokens, in seconds (1-86400).
-    #[arg(long = "access-ttl", env = "ISSUER_ACCESS_TTL", global = true, value_name = "SECS",
+    #[arg(help_heading = SERVER, long = "access-ttl", env = "ISSUER_ACCESS_TTL", global = true, value_name = "SECS",
           default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub access_ttl: u32,
 
     /// Idle lifetime of one refresh token, in seconds (60-31536000).
-    #[arg(long = "refresh-ttl", env = "ISSUER_REFRESH_TTL", global = true, value_name = "SECS",
+    #[arg(help_heading = SERVER, long = "refresh-ttl", env = "ISSUER_REFRESH_TTL", global = true, value_name = "SECS",
           default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(60..=31_536_000))]
     pub refresh_ttl: u32,
 
     /// Default `aud` of access tokens [default: the issuer URL]. With `client add`, repeatable:
     /// the client's audiences, in order (the first is its default).
-    #[arg(long, env = "ISSUER_AUDIENCE", global = true, value_name = "AUD", value_parser = Audience::parse,
+    #[arg(help_heading = COMMON, long, env = "ISSUER_AUDIENCE", global = true, value_name = "AUD", value_parser = Audience::parse,
           action = ArgAction::Append)]
     pub audience: Vec<Audience>,
 
@@ -195,25 +201,25 @@ pub struct Options {
     pub audience_from_command_line: bool,
 
     /// Browser origin allowed to call the API (repeatable; the variable is comma-separated).
-    #[arg(long = "cors-origin", env = "ISSUER_CORS_ORIGINS", global = true, value_name = "ORIGIN",
+    #[arg(help_heading = SERVER, long = "cors-origin", env = "ISSUER_CORS_ORIGINS", global = true, value_name = "ORIGIN",
           value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
 
     /// Rotate the signing key on this schedule, e.g. 30d, 12h, 90m [default: off]
-    #[arg(long = "rotate-every", env = "ISSUER_ROTATE_EVERY", global = true, value_name = "DURATION",
+    #[arg(help_heading = SERVER, long = "rotate-every", env = "ISSUER_ROTATE_EVERY", global = true, value_name = "DURATION",
           value_parser = parse_duration)]
     pub rotate_every: Option<u64>,
 
     /// A session (refresh-token family) ends this long after its login, however often it is
     /// used (the idle limit is --refresh-ttl).
-    #[arg(long = "session-max-age", env = "ISSUER_SESSION_MAX_AGE", global = true, value_name = "DURATION",
+    #[arg(help_heading = SERVER, long = "session-max-age", env = "ISSUER_SESSION_MAX_AGE", global = true, value_name = "DURATION",
           default_value = "30d", value_parser = parse_duration)]
     pub session_max_age: u64,
 
     /// A reverse proxy whose X-Forwarded-For is believed (repeatable; the variable is
     /// comma-separated): the client address is then the right-most X-Forwarded-For entry that is
     /// not a trusted proxy. Requests from other peers use the TCP peer address.
-    #[arg(
+    #[arg(help_heading = SERVER,
         long = "trusted-proxy",
         env = "ISSUER_TRUSTED_PROXIES",
         global = true,
@@ -223,32 +229,32 @@ pub struct Options {
     pub trusted_proxies: Vec<Cidr>,
 
     /// The window in which failed logins are counted.
-    #[arg(long = "throttle-window", env = "ISSUER_THROTTLE_WINDOW", global = true, value_name = "DURATION",
+    #[arg(help_heading = SERVER, long = "throttle-window", env = "ISSUER_THROTTLE_WINDOW", global = true, value_name = "DURATION",
           default_value = "15m", value_parser = parse_duration)]
     pub throttle_window: u64,
 
     /// Failed logins of one username from one client address before that pair is locked.
-    #[arg(long = "throttle-per-user-address", env = "ISSUER_THROTTLE_PER_USER_ADDRESS", global = true,
+    #[arg(help_heading = SERVER, long = "throttle-per-user-address", env = "ISSUER_THROTTLE_PER_USER_ADDRESS", global = true,
           value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub throttle_per_user_address: i32,
 
     /// Failed logins from one client address (any usernames) before the address is locked.
-    #[arg(long = "throttle-per-address", env = "ISSUER_THROTTLE_PER_ADDRESS", global = true,
+    #[arg(help_heading = SERVER, long = "throttle-per-address", env = "ISSUER_THROTTLE_PER_ADDRESS", global = true,
           value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(i32).range(1..=100_000))]
     pub throttle_per_address: i32,
 
     /// Failed logins of one username (any addresses) before it is locked everywhere.
-    #[arg(long = "throttle-per-user", env = "ISSUER_THROTTLE_PER_USER", global = true,
+    #[arg(help_heading = SERVER, long = "throttle-per-user", env = "ISSUER_THROTTLE_PER_USER", global = true,
           value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=1_000_000))]
     pub throttle_per_user: i32,
 
     /// How long audit events are kept (at least 1d).
-    #[arg(long = "audit-retention", env = "ISSUER_AUDIT_RETENTION", global = true, value_name = "DURATION",
+    #[arg(help_heading = SERVER, long = "audit-retention", env = "ISSUER_AUDIT_RETENTION", global = true, value_name = "DURATION",
           default_value = "365d", value_parser = parse_retention)]
     pub audit_retention: u64,
 
     /// Serve `/metrics` on this address (its own listener) instead of the main one.
-    #[arg(
+    #[arg(help_heading = SERVER,
         long = "metrics-bind",
         env = "ISSUER_METRICS_BIND",
         global = true,
@@ -257,12 +263,12 @@ pub struct Options {
     pub metrics_bind: Option<SocketAddr>,
 
     /// Log lines as text (no colours unless stderr is a terminal) or as JSON objects.
-    #[arg(long = "log-format", env = "ISSUER_LOG_FORMAT", global = true, value_name = "FORMAT",
+    #[arg(help_heading = COMMON, long = "log-format", env = "ISSUER_LOG_FORMAT", global = true, value_name = "FORMAT",
           value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// How often expired refresh tokens, revoked token ids and throttle rows are deleted.
-    #[arg(long = "purge-every", env = "ISSUER_PURGE_EVERY", global = true, value_name = "DURATION",
+    #[arg(help_heading = SERVER, long = "purge-every", env = "ISSUER_PURGE_EVERY", global = true, value_name = "DURATION",
           default_value = "1h", value_parser = parse_duration)]
     pub purge_every: u64,
 }
@@ -476,6 +482,14 @@ pub enum UserKeyCommand {
     List {
         /// The user.
         name: String,
+    },
+    /// Remove one of NAME's machine keys (by the id `user key list` shows): assertions signed
+    /// by it fail from then on.
+    Remove {
+        /// The user.
+        name: String,
+        /// The key's id.
+        id: String,
     },
 }
 

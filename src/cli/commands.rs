@@ -75,6 +75,12 @@ pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
             comment,
         }) => add_machine_key(options, &name, &file, comment.as_deref().unwrap_or("")),
         UserCommand::Key(UserKeyCommand::List { name }) => list_machine_keys(options, &name),
+        UserCommand::Key(UserKeyCommand::Remove { name, id }) => {
+            let mut conn = connect(options)?;
+            machine::delete_key(&mut conn, &name, &id, Some("cli")).map_err(says)?;
+            println!("removed key {id} of {name}");
+            Ok(())
+        }
     }
 }
 

@@ -413,3 +413,105 @@ async fn serve_takes_its_options_from_the_config_file() {
     let _ = child.wait();
     assert_eq!(body["expires_in"], 123, "{body}");
 }
+
+#[actix_web::test]
+async fn user_key_add_list_and_remove_on_the_command_line() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let (code, _, err) = app.cli(
+        &["user", "add", "robot", "--password-stdin"],
+        "robot password\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let key = crate::machine::ec_key();
+    let file = app.db.dir().join("robot.pem");
+    std::fs::write(&file, &key.spki_pem).unwrap();
+    let (code, out, err) = app.cli(
+        &[
+            "user",
+            "key",
+            "add",
+            "robot",
+            file.to_str().unwrap(),
+            "--comment",
+            "ci",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("added EC key "), "{out}");
+    let (_, listed, _) = app.cli(&["user", "key", "list", "robot"], "");
+    let id = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let assertion = || {
+        let t = chrono::Utc::now().timestamp();
+        key.sign(
+            jsonwebtoken::Algorithm::ES256,
+            None,
+            &serde_json::json!({"iss": "robot", "sub": "robot", "aud": app.url("/oauth/token"), "iat": t, "exp": t + 60, "jti": uuid::Uuid::new_v4().to_string()}),
+        )
+    };
+    let bearer = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    let login = app
+        .post_token(&[("grant_type", bearer), ("assertion", &assertion())])
+        .await;
+    assert_eq!(login.status, 200, "{}", login.text());
+
+    let (code, out, err) = app.cli(&["user", "key", "remove", "robot", &id], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("removed key {id} of robot"));
+    app.post_token(&[("grant_type", bearer), ("assertion", &assertion())])
+        .await
+        .assert_error(400, "invalid_grant");
+    let (_, listed, _) = app.cli(&["user", "key", "list", "robot"], "");
+    assert!(!listed.contains(&id), "{listed}");
+    // Again, or a key that never was: an error naming it.
+    let (code, _, err) = app.cli(&["user", "key", "remove", "robot", &id], "");
+    assert_ne!(code, 0);
+    assert!(err.contains(&id), "{err}");
+    let (code, _, err) = app.cli(&["user", "key", "remove", "nobody", &id], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("nobody"), "{err}");
+    // The audit log says who removed it.
+    let (_, audit, _) = app.cli(&["audit", "--limit", "5"], "");
+    assert!(
+        audit.contains("client_key_removed") && audit.contains("\"cli\""),
+        "{audit}"
+    );
+}
+
+#[test]
+fn help_groups_the_options_by_who_reads_them() {
+    let (code, out, _) = run_cli(&["user", "add", "--help"], "");
+    assert_eq!(code, 0);
+    let heading = |h: &str| {
+        out.find(&format!("\n{h}:\n"))
+            .unwrap_or_else(|| panic!("{h}: {out}"))
+    };
+    let (own, common, server) = (
+        heading("Options"),
+        heading("Common options"),
+        heading("Server options (serve)"),
+    );
+    assert!(own < common && common < server, "{out}");
+    let section = |from: usize, to: usize| &out[from..to];
+    assert!(section(own, common).contains("--password-stdin"));
+    assert!(!section(own, common).contains("--bind"));
+    assert!(section(common, server).contains("--database"));
+    for flag in [
+        "--bind",
+        "--access-ttl",
+        "--trusted-proxy",
+        "--metrics-bind",
+    ] {
+        assert!(
+            out[server..].contains(flag),
+            "{flag} under the server heading"
+        );
+    }
+}
