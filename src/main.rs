@@ -14,12 +14,14 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Serve => serve(&args.options),
         Command::Migrate => cli::migrate(&args.options),
+        Command::Healthcheck => cli::healthcheck(&args.options),
         Command::Config => {
             println!("{}", args.effective.join("\n"));
             Ok(())
         }
         Command::User(c) => cli::user(&args.options, c),
         Command::Key(c) => cli::key(&args.options, c),
+        Command::Kek(c) => cli::kek(&args.options, c),
         Command::Client(c) => cli::client(&args.options, c),
         Command::Scope(c) => cli::scope(&args.options, c),
         Command::Audit { limit } => cli::audit(&args.options, limit),

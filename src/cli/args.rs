@@ -289,6 +289,10 @@ pub enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Exit 0 if the service at --bind answers GET /healthz with 200, else 1 (a container's
+    /// HEALTHCHECK; needs no database, no curl). An unspecified --bind address (0.0.0.0, ::)
+    /// is asked on loopback.
+    Healthcheck,
     /// Print the effective configuration as TOML (secrets masked), each option with where its
     /// value came from (flag, environment, file, default); needs no database.
     Config,
@@ -298,6 +302,9 @@ pub enum Command {
     /// Inspect signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Rotate the key-encryption key that protects the stored private keys.
+    #[command(subcommand)]
+    Kek(KekCommand),
     /// Manage registered clients: what each may ask for.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -491,6 +498,17 @@ pub enum UserKeyCommand {
         /// The key's id.
         id: String,
     },
+}
+
+/// `kek` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum KekCommand {
+    /// Make a new key-encryption key in the keys dir (kek.key) and encrypt every stored private
+    /// key under it in one transaction; the previous one is kept as kek-<id>.key and reported
+    /// removable once no stored key needs it.
+    Rotate,
+    /// The keys dir's key-encryption keys, and how many stored keys each protects.
+    List,
 }
 
 /// `key` subcommands.

@@ -6,7 +6,8 @@ use std::io::BufRead as _;
 use anyhow::{Context as _, bail};
 
 use super::args::{
-    ClientCommand, KeyCommand, Options, ScopeCommand, UserCommand, UserKeyCommand, UserRoleCommand,
+    ClientCommand, KekCommand, KeyCommand, Options, ScopeCommand, UserCommand, UserKeyCommand,
+    UserRoleCommand,
 };
 use crate::crypto::client_key::parse_client_key;
 use crate::crypto::import::parse_private_key;
@@ -502,4 +503,75 @@ fn open_with_kek(options: &Options) -> anyhow::Result<(Db, Kek)> {
 /// A unix time as RFC 3339 (UTC), or `-`.
 pub fn time(t: Option<i64>) -> String {
     crate::service::time::rfc3339_or_dash(t)
+}
+
+/// `healthcheck`: `GET /healthz` on the `--bind` address (loopback for an unspecified one),
+/// over plain HTTP/1.1 with a 5 s budget; an error unless the answer is 200.
+pub fn healthcheck(options: &Options) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+    use std::time::Duration;
+    const BUDGET: Duration = Duration::from_secs(5);
+    let mut addr = options.bind;
+    if addr.ip().is_unspecified() {
+        let loopback = match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        };
+        addr = SocketAddr::new(loopback, addr.port());
+    }
+    let mut stream = TcpStream::connect_timeout(&addr, BUDGET)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(BUDGET))?;
+    stream.set_write_timeout(Some(BUDGET))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 64];
+    let mut read = 0;
+    while read < 12 {
+        match stream.read(&mut head[read..])? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    let status = std::str::from_utf8(&head[..read]).unwrap_or_default();
+    match status.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        Some(code) => bail!("GET http://{addr}/healthz answered {code}"),
+        None => bail!("GET http://{addr}/healthz: no HTTP answer"),
+    }
+}
+
+/// `kek rotate`, `kek list`.
+pub fn kek(options: &Options, command: KekCommand) -> anyhow::Result<()> {
+    let mut conn = connect(options)?;
+    let dir = &options.keys_dir;
+    let files = match command {
+        KekCommand::Rotate => {
+            let done = crate::service::kek::rotate(&mut conn, dir, "cli")?;
+            println!(
+                "re-encrypted {} stored private keys under the new key-encryption key {} ({}); the previous one, {}, is kept as {}",
+                done.reencrypted,
+                done.new_id,
+                crate::crypto::kek::KEK_FILE,
+                done.previous_id,
+                crate::crypto::kek::previous_kek_file(&done.previous_id)
+            );
+            done.files
+        }
+        KekCommand::List => crate::service::kek::files(&mut conn, dir)?,
+    };
+    for f in files {
+        let state = if f.current {
+            "current: encrypts new keys"
+        } else if f.removable() {
+            "removable: no stored key needs it (keep it while a backup from before the rotation may be restored)"
+        } else {
+            "still needed: stored keys were encrypted with it (by an instance that had not got the new one)"
+        };
+        println!("{:<24}  {}  {:>4} keys  {state}", f.file, f.id, f.keys);
+    }
+    Ok(())
 }

@@ -158,3 +158,27 @@ pub fn revoke(conn: &mut DbConn, kid: &str, t: i64) -> QueryResult<()> {
     .execute(conn)
     .map(|_| ())
 }
+
+/// Stores `kid`'s private key encrypted anew, under the KEK `kek_id`.
+pub fn set_private(
+    conn: &mut DbConn,
+    kid: &str,
+    private_enc: &[u8],
+    kek_id: &str,
+) -> QueryResult<()> {
+    diesel::update(signing_keys::table.find(kid))
+        .set((
+            signing_keys::private_enc.eq(private_enc),
+            signing_keys::kek_id.eq(kek_id),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// How many stored keys each KEK encrypted, by KEK id.
+pub fn count_by_kek(conn: &mut DbConn) -> QueryResult<Vec<(String, i64)>> {
+    signing_keys::table
+        .group_by(signing_keys::kek_id)
+        .select((signing_keys::kek_id, diesel::dsl::count_star()))
+        .load(conn)
+}

@@ -109,7 +109,7 @@ impl KeyRing {
     }
 
     fn open_key(row: &KeyRow, kek: &Kek, alg: Alg) -> anyhow::Result<SigningKey> {
-        let pkcs8 = kek.open(&row.private_enc, &row.kid)?;
+        let pkcs8 = kek.open(&row.kek_id, &row.private_enc, &row.kid)?;
         let key = SigningKey::from_pkcs8(&pkcs8)
             .with_context(|| format!("private key of {}", row.kid))?;
         if key.kid() != row.kid.as_str() || key.alg() != alg {

@@ -51,13 +51,14 @@ pub fn new_row(
     state: KeyState,
     t: i64,
 ) -> anyhow::Result<KeyRow> {
+    let (kek_id, private_enc) = kek.seal(&pkcs8.0, key.kid())?;
     Ok(KeyRow {
         kid: Kid::from(key.kid().to_owned()),
         alg: key.alg(),
         state,
         public_der: key.public().spki_der().to_vec(),
-        private_enc: kek.seal(&pkcs8.0, key.kid())?,
-        kek_id: kek.id().to_owned(),
+        private_enc,
+        kek_id,
         created_at: t,
         activated_at: (state == KeyState::Active).then_some(t),
         retired_at: None,

@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod clients;
 pub mod credentials;
 pub mod grants;
+pub mod kek;
 pub mod keyring;
 pub mod keys;
 pub mod machine;

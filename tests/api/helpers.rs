@@ -182,8 +182,23 @@ pub async fn spawn_app_on(db: Arc<TestDb>, extra: &[&str]) -> TestApp {
     spawn_tuned(db, extra, HashProfile::TestOnly).await
 }
 
+/// Spawns the app on an existing test database with a keys dir of its own (an instance on
+/// another machine).
+pub async fn spawn_app_with_keys(db: Arc<TestDb>, keys_dir: PathBuf, extra: &[&str]) -> TestApp {
+    spawn_keyed(db, keys_dir, extra, HashProfile::TestOnly).await
+}
+
 async fn spawn_tuned(db: Arc<TestDb>, extra: &[&str], hashing: HashProfile) -> TestApp {
     let keys_dir = db.dir().join("keys");
+    spawn_keyed(db, keys_dir, extra, hashing).await
+}
+
+async fn spawn_keyed(
+    db: Arc<TestDb>,
+    keys_dir: PathBuf,
+    extra: &[&str],
+    hashing: HashProfile,
+) -> TestApp {
     let mut args: Vec<String> = vec![
         "--database".into(),
         db.url.clone(),
