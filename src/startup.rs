@@ -220,7 +220,9 @@ fn serve(
         App::new()
             .app_data(state.clone())
             .app_data(http::params::query_config())
-            .configure(|cfg| http::routes(cfg, with_metrics))
+            .configure(|cfg| {
+                http::routes(cfg, with_metrics);
+            })
             .wrap(from_fn(http::head_as_get))
             .wrap(from_fn(http::limit_body))
             .wrap(cors(&origins))

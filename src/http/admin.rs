@@ -18,13 +18,29 @@ use crate::service::machine::{self};
 use crate::service::sessions;
 use crate::service::users::{self, UserError, UserView};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateBody {
     alg: Option<String>,
 }
 
 /// `POST /admin/keys/rotate`, optional body `{"alg": "ES256"}`.
+#[utoipa::path(
+    post,
+    path = "/admin/keys/rotate",
+    tag = "admin",
+    request_body(content = Option<RotateBody>, content_type = "application/json", description = "Optional: {\"alg\": \"ES256\"}"),
+    responses(
+        (status = 200, description = "Rotated", body = crate::service::keys::Rotated),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn rotate_keys(
     req: HttpRequest,
     caller: Admin,
@@ -44,6 +60,21 @@ pub async fn rotate_keys(
 }
 
 /// `GET /admin/keys`: the rotation history, oldest first; never private material.
+#[utoipa::path(
+    get,
+    path = "/admin/keys",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The rotation history, oldest first", body = crate::http::openapi::SigningKeyList),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_keys(
     _caller: Admin,
     state: web::Data<AppState>,
@@ -57,6 +88,23 @@ pub async fn list_keys(
 }
 
 /// `POST /admin/keys/{kid}/revoke`: unpublish now; if it was active, `next` takes over.
+#[utoipa::path(
+    post,
+    path = "/admin/keys/{kid}/revoke",
+    tag = "admin",
+    params(("kid" = String, Path, description = "The key id")),
+    responses(
+        (status = 200, description = "Revoked", body = crate::service::keys::Revoked),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such key", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn revoke_key(
     caller: Admin,
     path: web::Path<String>,
@@ -72,7 +120,7 @@ pub async fn revoke_key(
     Ok(HttpResponse::Ok().json(revoked))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUserBody {
     username: String,
@@ -82,6 +130,23 @@ struct NewUserBody {
 }
 
 /// `POST /admin/users` `{"username", "password", "roles": []}` → 201.
+#[utoipa::path(
+    post,
+    path = "/admin/users",
+    tag = "admin",
+    request_body(content = NewUserBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = crate::service::users::UserView),
+        (status = 409, description = "The username is taken", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_user(
     req: HttpRequest,
     caller: Admin,
@@ -109,6 +174,21 @@ pub async fn create_user(
 }
 
 /// `GET /admin/users`.
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every user", body = crate::http::openapi::UserList),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_users(
     _caller: Admin,
     state: web::Data<AppState>,
@@ -119,6 +199,23 @@ pub async fn list_users(
 }
 
 /// `DELETE /admin/users/{username}`: disables the user and revokes their refresh tokens.
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{username}",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user")),
+    responses(
+        (status = 200, description = "Disabled, sessions ended", body = crate::http::openapi::UserDisabled),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_user(
     caller: Admin,
     path: web::Path<String>,
@@ -146,6 +243,22 @@ pub struct AuditQuery {
 }
 
 /// `GET /admin/audit?limit=N` (1–1000, default 100): newest events first.
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin",
+    params(("limit" = Option<i64>, Query, description = "1 to 1000 (default 100)")),
+    responses(
+        (status = 200, description = "The newest events, newest first", body = crate::http::openapi::AuditList),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn audit_log(
     query: web::Query<AuditQuery>,
     _caller: Admin,
@@ -164,15 +277,36 @@ pub async fn audit_log(
     Ok(HttpResponse::Ok().json(json!({ "events": events })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKeyBody {
+    /// PEM (SubjectPublicKeyInfo or PKCS#1), an OpenSSH public key line, or a JWK object.
+    #[schema(value_type = Object)]
     public_key: Value,
     #[serde(default)]
     comment: String,
 }
 
 /// `POST /admin/users/{username}/keys` `{"public_key", "comment"}` → 201.
+#[utoipa::path(
+    post,
+    path = "/admin/users/{username}/keys",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user")),
+    request_body(content = NewKeyBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered", body = crate::service::machine::KeyView),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "Already registered", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn add_client_key(
     req: HttpRequest,
     caller: Admin,
@@ -198,6 +332,23 @@ pub async fn add_client_key(
 }
 
 /// `GET /admin/users/{username}/keys`.
+#[utoipa::path(
+    get,
+    path = "/admin/users/{username}/keys",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user")),
+    responses(
+        (status = 200, description = "The user's machine keys", body = crate::http::openapi::MachineKeyList),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_client_keys(
     _caller: Admin,
     path: web::Path<String>,
@@ -212,6 +363,23 @@ pub async fn list_client_keys(
 }
 
 /// `DELETE /admin/users/{username}/keys/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{username}/keys/{id}",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user"), ("id" = String, Path, description = "The key id")),
+    responses(
+        (status = 200, description = "Removed", body = crate::http::openapi::MachineKeyDeleted),
+        (status = 404, description = "No such user or key", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_client_key(
     caller: Admin,
     path: web::Path<(String, String)>,
@@ -228,6 +396,23 @@ pub async fn delete_client_key(
 }
 
 /// `GET /admin/users/{username}/sessions`.
+#[utoipa::path(
+    get,
+    path = "/admin/users/{username}/sessions",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user")),
+    responses(
+        (status = 200, description = "The user's live sessions", body = crate::http::openapi::SessionList),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_sessions(
     _caller: Admin,
     path: web::Path<String>,
@@ -246,6 +431,23 @@ pub async fn list_sessions(
 }
 
 /// `DELETE /admin/users/{username}/sessions` → 204: logs the user out everywhere.
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{username}/sessions",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user")),
+    responses(
+        (status = 204, description = "Every session ended, access tokens revoked"),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn end_sessions(
     caller: Admin,
     path: web::Path<String>,
@@ -264,7 +466,7 @@ pub async fn end_sessions(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserPatchBody {
     roles: Option<Vec<String>>,
@@ -274,6 +476,24 @@ struct UserPatchBody {
 /// `PATCH /admin/users/{username}` `{"roles": [...], "disabled": bool}` → 200 with the user.
 /// Disabling ends every session; enabling lets the user log in again; new roles show in the
 /// user's next refresh.
+#[utoipa::path(
+    patch,
+    path = "/admin/users/{username}",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user")),
+    request_body(content = UserPatchBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed", body = crate::service::users::UserView),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update_user(
     req: HttpRequest,
     caller: Admin,
@@ -301,7 +521,7 @@ pub async fn update_user(
     Ok(HttpResponse::Ok().json(UserView::of(&user)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     password: String,
@@ -309,6 +529,24 @@ struct PasswordBody {
 
 /// `PUT /admin/users/{username}/password` `{"password"}` → 204: an admin's reset, under the
 /// password policy; ends every session of the user.
+#[utoipa::path(
+    put,
+    path = "/admin/users/{username}/password",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user")),
+    request_body(content = PasswordBody, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Set; the user's sessions ended"),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn reset_password(
     req: HttpRequest,
     caller: Admin,

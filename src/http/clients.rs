@@ -16,7 +16,7 @@ use crate::service::clients::{
 };
 use crate::service::registry::{OwnAudiences, Registry};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewClientBody {
     client_id: String,
@@ -29,7 +29,7 @@ struct NewClientBody {
     grant_types: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClientPatchBody {
     confidential: Option<bool>,
@@ -39,7 +39,7 @@ struct ClientPatchBody {
     grant_types: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewScopeBody {
     name: String,
@@ -103,6 +103,21 @@ where
 }
 
 /// `GET /admin/clients`.
+#[utoipa::path(
+    get,
+    path = "/admin/clients",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every client", body = crate::http::openapi::ClientList),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_clients(
     _caller: Admin,
     state: web::Data<AppState>,
@@ -117,6 +132,23 @@ pub async fn list_clients(
 }
 
 /// `GET /admin/clients/{id}`.
+#[utoipa::path(
+    get,
+    path = "/admin/clients/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "The client", body = crate::service::clients::ClientView),
+        (status = 404, description = "No such client", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show_client(
     _caller: Admin,
     path: web::Path<String>,
@@ -131,6 +163,23 @@ pub async fn show_client(
 }
 
 /// `POST /admin/clients` → 201 with the client, and its secret when one was generated.
+#[utoipa::path(
+    post,
+    path = "/admin/clients",
+    tag = "admin",
+    request_body(content = NewClientBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered (client_secret shown once)", body = crate::service::clients::ClientView),
+        (status = 409, description = "The client id is taken", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_client(
     req: HttpRequest,
     caller: Admin,
@@ -158,6 +207,24 @@ pub async fn create_client(
 }
 
 /// `PATCH /admin/clients/{id}`: changes the fields given.
+#[utoipa::path(
+    patch,
+    path = "/admin/clients/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The client id")),
+    request_body(content = ClientPatchBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed", body = crate::service::clients::ClientView),
+        (status = 404, description = "No such client", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update_client(
     req: HttpRequest,
     caller: Admin,
@@ -184,6 +251,23 @@ pub async fn update_client(
 }
 
 /// `DELETE /admin/clients/{id}` → 204.
+#[utoipa::path(
+    delete,
+    path = "/admin/clients/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "Removed", body = crate::http::openapi::Deleted),
+        (status = 404, description = "No such client", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_client(
     caller: Admin,
     path: web::Path<String>,
@@ -196,6 +280,21 @@ pub async fn delete_client(
 }
 
 /// `GET /admin/scopes`.
+#[utoipa::path(
+    get,
+    path = "/admin/scopes",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every scope", body = crate::http::openapi::ScopeList),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_scopes(
     _caller: Admin,
     state: web::Data<AppState>,
@@ -206,6 +305,23 @@ pub async fn list_scopes(
 }
 
 /// `POST /admin/scopes` `{"name", "roles": [], "description"}` → 201.
+#[utoipa::path(
+    post,
+    path = "/admin/scopes",
+    tag = "admin",
+    request_body(content = NewScopeBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered", body = crate::service::clients::ScopeView),
+        (status = 409, description = "The scope exists", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_scope(
     req: HttpRequest,
     caller: Admin,
@@ -226,6 +342,23 @@ pub async fn create_scope(
 
 /// `DELETE /admin/scopes/{name}` → 204; the scope is also taken off every client that listed
 /// it.
+#[utoipa::path(
+    delete,
+    path = "/admin/scopes/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The scope name")),
+    responses(
+        (status = 200, description = "Removed, also from every client", body = crate::http::openapi::Deleted),
+        (status = 404, description = "No such scope", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_scope(
     caller: Admin,
     path: web::Path<String>,

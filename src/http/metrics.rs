@@ -320,6 +320,14 @@ mod process {
 
 /// `GET /metrics`. The database counts are refreshed first when due; a database that does not
 /// answer leaves them as they were.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")
+    )
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
     if m.counts_due() {

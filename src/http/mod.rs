@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod me;
 pub mod metrics;
+pub mod openapi;
 pub mod params;
 pub mod peer;
 pub mod revocation;
@@ -22,6 +23,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, ResponseError as _, web};
@@ -40,101 +42,153 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
 }
 
+/// A registered route: its method and path pattern.
+pub type Route = (Method, &'static str);
+
 /// Registers every route; `/metrics` only with `with_metrics` (without, it has its own
-/// listener: [`metrics_routes`]).
-pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) {
+/// listener: [`metrics_routes`]). Returns what it registered: the OpenAPI document must list
+/// exactly these (a test checks).
+pub fn routes(cfg: &mut web::ServiceConfig, with_metrics: bool) -> Vec<Route> {
+    use Method as M;
+    let mut t = Table {
+        cfg,
+        routes: Vec::new(),
+    };
     if with_metrics {
-        metrics_routes(cfg);
+        t.add(at("/metrics").on(M::GET, metrics::metrics));
     }
-    cfg.service(resource("/.well-known/jwks.json").route(web::get().to(wellknown::jwks)))
-        .service(
-            resource("/.well-known/oauth-authorization-server")
-                .route(web::get().to(wellknown::metadata)),
-        )
-        .service(
-            resource("/.well-known/openid-configuration").route(web::get().to(wellknown::metadata)),
-        )
-        .service(resource("/keys/public.pem").route(web::get().to(wellknown::active_pem)))
-        .service(resource("/keys/{file}").route(web::get().to(wellknown::kid_pem)))
-        .service(resource("/oauth/token").route(web::post().to(token::token)))
-        .service(resource("/oauth/revoke").route(web::post().to(revocation::revoke)))
-        .service(resource("/oauth/introspect").route(web::post().to(revocation::introspect)))
-        .service(resource("/oauth/revocations").route(web::get().to(revocation::feed)))
-        .service(resource("/me").route(web::get().to(me::me)))
-        .service(
-            resource("/me/sessions")
-                .route(web::get().to(me::sessions))
-                .route(web::delete().to(me::end_all_sessions)),
-        )
-        .service(resource("/me/sessions/{id}").route(web::delete().to(me::end_session)))
-        .service(resource("/me/password").route(web::post().to(me::change_password)))
-        .service(resource("/admin/keys").route(web::get().to(admin::list_keys)))
-        .service(resource("/admin/keys/rotate").route(web::post().to(admin::rotate_keys)))
-        .service(resource("/admin/keys/{kid}/revoke").route(web::post().to(admin::revoke_key)))
-        .service(
-            resource("/admin/users")
-                .route(web::get().to(admin::list_users))
-                .route(web::post().to(admin::create_user)),
-        )
-        .service(
-            resource("/admin/users/{username}")
-                .route(web::patch().to(admin::update_user))
-                .route(web::delete().to(admin::delete_user)),
-        )
-        .service(
-            resource("/admin/users/{username}/password")
-                .route(web::put().to(admin::reset_password)),
-        )
-        .service(
-            resource("/admin/users/{username}/sessions")
-                .route(web::get().to(admin::list_sessions))
-                .route(web::delete().to(admin::end_sessions)),
-        )
-        .service(
-            resource("/admin/users/{username}/keys")
-                .route(web::get().to(admin::list_client_keys))
-                .route(web::post().to(admin::add_client_key)),
-        )
-        .service(
-            resource("/admin/users/{username}/keys/{id}")
-                .route(web::delete().to(admin::delete_client_key)),
-        )
-        .service(resource("/admin/audit").route(web::get().to(admin::audit_log)))
-        .service(
-            resource("/admin/clients")
-                .route(web::get().to(clients::list_clients))
-                .route(web::post().to(clients::create_client)),
-        )
-        .service(
-            resource("/admin/clients/{id}")
-                .route(web::get().to(clients::show_client))
-                .route(web::patch().to(clients::update_client))
-                .route(web::delete().to(clients::delete_client)),
-        )
-        .service(
-            resource("/admin/scopes")
-                .route(web::get().to(clients::list_scopes))
-                .route(web::post().to(clients::create_scope)),
-        )
-        .service(resource("/admin/scopes/{name}").route(web::delete().to(clients::delete_scope)))
-        .service(simplejwt_resource("/api/token/", simplejwt::obtain))
-        .service(simplejwt_resource(
-            "/api/token/refresh/",
-            simplejwt::refresh,
-        ))
-        .service(simplejwt_resource("/api/token/verify/", simplejwt::verify))
-        .service(simplejwt_resource(
-            "/api/token/blacklist/",
-            simplejwt::blacklist,
-        ))
-        .service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)))
-        .default_service(web::to(not_found));
+    t.add(at("/.well-known/jwks.json").on(M::GET, wellknown::jwks));
+    t.add(at("/.well-known/oauth-authorization-server").on(M::GET, wellknown::metadata));
+    t.add(at("/.well-known/openid-configuration").on(M::GET, wellknown::metadata));
+    t.add(at("/openapi.json").on(M::GET, openapi::document));
+    t.add(at("/keys/public.pem").on(M::GET, wellknown::active_pem));
+    t.add(at("/keys/{file}").on(M::GET, wellknown::kid_pem));
+    t.add(at("/oauth/token").on(M::POST, token::token));
+    t.add(at("/oauth/revoke").on(M::POST, revocation::revoke));
+    t.add(at("/oauth/introspect").on(M::POST, revocation::introspect));
+    t.add(at("/oauth/revocations").on(M::GET, revocation::feed));
+    t.add(at("/me").on(M::GET, me::me));
+    t.add(
+        at("/me/sessions")
+            .on(M::GET, me::sessions)
+            .on(M::DELETE, me::end_all_sessions),
+    );
+    t.add(at("/me/sessions/{id}").on(M::DELETE, me::end_session));
+    t.add(at("/me/password").on(M::POST, me::change_password));
+    t.add(at("/admin/keys").on(M::GET, admin::list_keys));
+    t.add(at("/admin/keys/rotate").on(M::POST, admin::rotate_keys));
+    t.add(at("/admin/keys/{kid}/revoke").on(M::POST, admin::revoke_key));
+    t.add(
+        at("/admin/users")
+            .on(M::GET, admin::list_users)
+            .on(M::POST, admin::create_user),
+    );
+    t.add(
+        at("/admin/users/{username}")
+            .on(M::PATCH, admin::update_user)
+            .on(M::DELETE, admin::delete_user),
+    );
+    t.add(at("/admin/users/{username}/password").on(M::PUT, admin::reset_password));
+    t.add(
+        at("/admin/users/{username}/sessions")
+            .on(M::GET, admin::list_sessions)
+            .on(M::DELETE, admin::end_sessions),
+    );
+    t.add(
+        at("/admin/users/{username}/keys")
+            .on(M::GET, admin::list_client_keys)
+            .on(M::POST, admin::add_client_key),
+    );
+    t.add(at("/admin/users/{username}/keys/{id}").on(M::DELETE, admin::delete_client_key));
+    t.add(at("/admin/audit").on(M::GET, admin::audit_log));
+    t.add(
+        at("/admin/clients")
+            .on(M::GET, clients::list_clients)
+            .on(M::POST, clients::create_client),
+    );
+    t.add(
+        at("/admin/clients/{id}")
+            .on(M::GET, clients::show_client)
+            .on(M::PATCH, clients::update_client)
+            .on(M::DELETE, clients::delete_client),
+    );
+    t.add(
+        at("/admin/scopes")
+            .on(M::GET, clients::list_scopes)
+            .on(M::POST, clients::create_scope),
+    );
+    t.add(at("/admin/scopes/{name}").on(M::DELETE, clients::delete_scope));
+    t.add(drf("/api/token/").on(M::POST, simplejwt::obtain));
+    t.add(drf("/api/token/refresh/").on(M::POST, simplejwt::refresh));
+    t.add(drf("/api/token/verify/").on(M::POST, simplejwt::verify));
+    t.add(drf("/api/token/blacklist/").on(M::POST, simplejwt::blacklist));
+    t.add(at("/healthz").on(M::GET, health::healthz));
+    t.add(at("/readyz").on(M::GET, health::readyz));
+    t.cfg.default_service(web::to(not_found));
+    t.routes
 }
 
-/// `/metrics`, for the main listener or its own (`--metrics-bind`).
+/// `/metrics`, on its own listener (`--metrics-bind`).
 pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/metrics").route(web::get().to(metrics::metrics)));
+}
+
+/// Registers resources and keeps the list of their routes.
+struct Table<'a> {
+    cfg: &'a mut web::ServiceConfig,
+    routes: Vec<Route>,
+}
+
+impl Table<'_> {
+    fn add(&mut self, at: At) {
+        self.routes
+            .extend(at.methods.iter().map(|m| (m.clone(), at.path)));
+        self.cfg.service(at.resource);
+    }
+}
+
+/// One path and its methods.
+pub struct At {
+    path: &'static str,
+    resource: actix_web::Resource,
+    methods: Vec<Method>,
+}
+
+/// A path whose other methods get a JSON 405.
+fn at(path: &'static str) -> At {
+    At::on_resource(path, resource(path))
+}
+
+/// A djangorestframework-simplejwt endpoint: other methods get DRF's answers.
+fn drf(path: &'static str) -> At {
+    At::on_resource(
+        path,
+        web::resource(path).default_service(web::to(simplejwt::not_allowed)),
+    )
+}
+
+impl At {
+    fn on_resource(path: &'static str, resource: actix_web::Resource) -> Self {
+        Self {
+            path,
+            resource,
+            methods: Vec::new(),
+        }
+    }
+
+    /// `method` answered by `handler`.
+    pub fn on<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        self.resource = self
+            .resource
+            .route(web::route().method(method.clone()).to(handler));
+        self.methods.push(method);
+        self
+    }
 }
 
 /// A resource whose other methods get a JSON 405.
@@ -142,18 +196,6 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|| async {
         Err::<&str, _>(ApiError::MethodNotAllowed)
     }))
-}
-
-/// A djangorestframework-simplejwt endpoint: `POST` to `handler`, other methods DRF's answers.
-fn simplejwt_resource<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    web::resource(path)
-        .route(web::post().to(handler))
-        .default_service(web::to(simplejwt::not_allowed))
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<&'static str, ApiError> {

@@ -19,6 +19,21 @@ use crate::service::revocation::{self, Introspection};
 /// `POST /oauth/revoke`: `token`, optional `token_type_hint`. Always 200 for a well-formed
 /// request, whether or not the token was known (RFC 7009 §2.2). Possession of a token is the
 /// authority to revoke it; client credentials, when sent, must be good (401 otherwise).
+#[utoipa::path(
+    post,
+    path = "/oauth/revoke",
+    tag = "oauth",
+    request_body(content = crate::http::openapi::RevokeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "Client credentials sent and wrong", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security((), ("basic" = []))
+)]
 pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
@@ -41,6 +56,22 @@ pub async fn revoke(
 /// `ISSUER_URL/introspect` of a user with the role `admin` or `introspect`, who learns about any
 /// token; or a confidential client authenticated with its secret (RFC 7662 §2.1), who learns
 /// only about tokens meant for one of its audiences.
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    tag = "oauth",
+    request_body(content = crate::http::openapi::IntrospectForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The token's state", body = crate::http::openapi::IntrospectAnswer),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No caller: a bearer token with the role admin or introspect, or a confidential client", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
@@ -152,6 +183,17 @@ pub struct FeedQuery {
 
 /// `GET /oauth/revocations?after=CURSOR&limit=N`: revoked access tokens not yet expired, oldest
 /// first; resume from the returned `cursor`.
+#[utoipa::path(
+    get,
+    path = "/oauth/revocations",
+    tag = "oauth",
+    params(("after" = Option<String>, Query, description = "The cursor of the previous page"), ("limit" = Option<i64>, Query, description = "1 to 1000 (default)")),
+    responses(
+        (status = 200, description = "Revoked access tokens not yet expired, oldest first", body = crate::http::openapi::FeedPage),
+        (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
+    )
+)]
 pub async fn feed(
     query: web::Query<FeedQuery>,
     state: web::Data<AppState>,

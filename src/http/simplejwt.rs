@@ -323,6 +323,20 @@ fn pair(issued: &Issued) -> HttpResponse {
 }
 
 /// `POST /api/token/` `{username, password}` → `{"refresh", "access"}`.
+#[utoipa::path(
+    post,
+    path = "/api/token/",
+    tag = "simplejwt",
+    request_body(content = crate::http::openapi::SimpleJwtLogin, content_type = "application/json"),
+    responses(
+        (status = 200, description = "access and refresh", body = crate::http::openapi::SimpleJwtTokens),
+        (status = 400, description = "Field errors", body = crate::http::openapi::SimpleJwtError),
+        (status = 401, description = "No active account, or a bad token", body = crate::http::openapi::SimpleJwtError),
+        (status = 413, description = "Too large", body = crate::http::openapi::SimpleJwtError),
+        (status = 415, description = "Unsupported media type", body = crate::http::openapi::SimpleJwtError),
+        (status = 503, description = "Unavailable", body = crate::http::openapi::SimpleJwtError)
+    )
+)]
 pub async fn obtain(
     req: HttpRequest,
     payload: web::Payload,
@@ -348,6 +362,20 @@ pub async fn obtain(
 }
 
 /// `POST /api/token/refresh/` `{refresh}` → `{"refresh", "access"}` (rotated).
+#[utoipa::path(
+    post,
+    path = "/api/token/refresh/",
+    tag = "simplejwt",
+    request_body(content = crate::http::openapi::SimpleJwtRefresh, content_type = "application/json"),
+    responses(
+        (status = 200, description = "a new access (and rotated refresh) token", body = crate::http::openapi::SimpleJwtTokens),
+        (status = 400, description = "Field errors", body = crate::http::openapi::SimpleJwtError),
+        (status = 401, description = "No active account, or a bad token", body = crate::http::openapi::SimpleJwtError),
+        (status = 413, description = "Too large", body = crate::http::openapi::SimpleJwtError),
+        (status = 415, description = "Unsupported media type", body = crate::http::openapi::SimpleJwtError),
+        (status = 503, description = "Unavailable", body = crate::http::openapi::SimpleJwtError)
+    )
+)]
 pub async fn refresh(
     req: HttpRequest,
     payload: web::Payload,
@@ -370,6 +398,20 @@ pub async fn refresh(
 }
 
 /// `POST /api/token/verify/` `{token}` → `{}` for a live access token or refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/token/verify/",
+    tag = "simplejwt",
+    request_body(content = crate::http::openapi::SimpleJwtToken, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the token is valid: {}", body = crate::http::openapi::SimpleJwtTokens),
+        (status = 400, description = "Field errors", body = crate::http::openapi::SimpleJwtError),
+        (status = 401, description = "No active account, or a bad token", body = crate::http::openapi::SimpleJwtError),
+        (status = 413, description = "Too large", body = crate::http::openapi::SimpleJwtError),
+        (status = 415, description = "Unsupported media type", body = crate::http::openapi::SimpleJwtError),
+        (status = 503, description = "Unavailable", body = crate::http::openapi::SimpleJwtError)
+    )
+)]
 pub async fn verify(
     req: HttpRequest,
     payload: web::Payload,
@@ -400,6 +442,20 @@ pub async fn verify(
 
 /// `POST /api/token/blacklist/` `{refresh}` → `{}`: the refresh token's session ends (its whole
 /// family, as `/oauth/revoke` does), and the access tokens issued from it are revoked.
+#[utoipa::path(
+    post,
+    path = "/api/token/blacklist/",
+    tag = "simplejwt",
+    request_body(content = crate::http::openapi::SimpleJwtRefresh, content_type = "application/json"),
+    responses(
+        (status = 200, description = "blacklisted: {}", body = crate::http::openapi::SimpleJwtTokens),
+        (status = 400, description = "Field errors", body = crate::http::openapi::SimpleJwtError),
+        (status = 401, description = "No active account, or a bad token", body = crate::http::openapi::SimpleJwtError),
+        (status = 413, description = "Too large", body = crate::http::openapi::SimpleJwtError),
+        (status = 415, description = "Unsupported media type", body = crate::http::openapi::SimpleJwtError),
+        (status = 503, description = "Unavailable", body = crate::http::openapi::SimpleJwtError)
+    )
+)]
 pub async fn blacklist(
     req: HttpRequest,
     payload: web::Payload,

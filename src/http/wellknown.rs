@@ -15,6 +15,15 @@ use crate::domain::GrantType;
 pub const JWKS_MAX_AGE: u32 = 60;
 
 /// `GET /.well-known/jwks.json`, with `ETag`/`If-None-Match`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "keys",
+    responses(
+        (status = 200, description = "The published keys (Cache-Control max-age, ETag)", body = crate::http::openapi::JwkSet, content_type = "application/jwk-set+json"),
+        (status = 304, description = "Not modified (If-None-Match)")
+    )
+)]
 pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let ring = state.issuer.keys.current();
     let cache = format!("public, max-age={JWKS_MAX_AGE}");
@@ -43,6 +52,14 @@ pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 }
 
 /// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "keys",
+    responses(
+        (status = 200, description = "Authorization server metadata (RFC 8414)", body = crate::http::openapi::Metadata)
+    )
+)]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let s = &state.issuer.settings;
     let registry = state.issuer.registry.current();
@@ -84,6 +101,14 @@ fn pem_response(pem: &str) -> HttpResponse {
 }
 
 /// `GET /keys/public.pem`: the active key.
+#[utoipa::path(
+    get,
+    path = "/keys/public.pem",
+    tag = "keys",
+    responses(
+        (status = 200, description = "The active key, PEM (SubjectPublicKeyInfo)", body = String, content_type = "application/x-pem-file")
+    )
+)]
 pub async fn active_pem(state: web::Data<AppState>) -> HttpResponse {
     let ring = state.issuer.keys.current();
     let kid = ring.active.kid().to_owned();
@@ -94,6 +119,16 @@ pub async fn active_pem(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /keys/{kid}.pem`: any published key.
+#[utoipa::path(
+    get,
+    path = "/keys/{file}",
+    tag = "keys",
+    params(("file" = String, Path, description = "`{kid}.pem`")),
+    responses(
+        (status = 200, description = "A published key, PEM", body = String, content_type = "application/x-pem-file"),
+        (status = 404, description = "No published key with that kid", body = crate::http::openapi::ErrorBody)
+    )
+)]
 pub async fn kid_pem(
     path: web::Path<String>,
     state: web::Data<AppState>,

@@ -7,7 +7,8 @@ use crate::db::{DbConn, audit};
 use crate::service::time::rfc3339;
 
 /// One audit event as operators see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
 pub struct AuditView {
     pub id: i64,
     pub at: String,

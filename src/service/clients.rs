@@ -63,7 +63,8 @@ pub const MAX_AUDIENCES: usize = 32;
 pub const MAX_SCOPES: usize = 256;
 
 /// A client as shown to operators; never its secret, except the one generated just now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Client)]
 pub struct ClientView {
     pub client_id: String,
     pub confidential: bool,
@@ -103,7 +104,8 @@ impl ClientView {
 }
 
 /// A scope as shown to operators.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Scope)]
 pub struct ScopeView {
     pub name: String,
     pub roles: Vec<String>,

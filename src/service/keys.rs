@@ -254,13 +254,16 @@ pub fn ensure_signing_keys(conn: &mut DbConn, custody: &Custody) -> anyhow::Resu
 }
 
 /// The outcome of a rotation.
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, utoipa::ToSchema)]
 pub struct Rotated {
     /// The key that signs from now on.
+    #[schema(value_type = String)]
     pub active: Kid,
     /// The key that will sign after the next rotation.
+    #[schema(value_type = String)]
     pub next: Kid,
     /// The key that signed until now.
+    #[schema(value_type = Option<String>)]
     pub retired: Option<Kid>,
 }
 
@@ -367,10 +370,14 @@ pub fn rotate_with(
 }
 
 /// The outcome of an emergency revocation.
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, utoipa::ToSchema)]
+#[schema(as = RevokedKey)]
 pub struct Revoked {
+    #[schema(value_type = String)]
     pub revoked: Kid,
+    #[schema(value_type = String)]
     pub active: Kid,
+    #[schema(value_type = String)]
     pub next: Kid,
 }
 
@@ -514,8 +521,10 @@ pub fn revoke_now(
 }
 
 /// A key as the rotation history shows it; never private material.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SigningKey)]
 pub struct KeyView {
+    #[schema(value_type = String)]
     pub kid: Kid,
     pub alg: String,
     pub state: String,

@@ -38,7 +38,8 @@ impl From<diesel::result::Error> for RegistryError {
 }
 
 /// A registered key as shown to operators.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MachineKey)]
 pub struct KeyView {
     pub id: String,
     pub fingerprint: String,

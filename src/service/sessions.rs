@@ -32,7 +32,8 @@ impl From<diesel::result::Error> for SessionError {
 }
 
 /// A session as shown to its user and to operators.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 pub struct SessionView {
     pub id: String,
     pub client_id: String,

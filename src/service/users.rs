@@ -100,8 +100,10 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<UserRow>, UserError> {
 }
 
 /// A user as shown to operators: never the password hash.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserView {
+    #[schema(value_type = String)]
     pub id: UserId,
     pub username: String,
     pub roles: Vec<String>,

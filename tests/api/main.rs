@@ -24,6 +24,7 @@ mod load;
 mod login;
 mod logs;
 mod machine;
+mod openapi;
 mod outage;
 mod refresh;
 mod restart;
