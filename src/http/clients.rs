@@ -216,6 +216,7 @@ pub async fn create_client(
     responses(
         (status = 200, description = "Changed", body = crate::service::clients::ClientView),
         (status = 404, description = "No such client", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "A change the client cannot take (the default client stays public)", body = crate::http::openapi::ErrorBody),
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
@@ -259,6 +260,7 @@ pub async fn update_client(
     responses(
         (status = 200, description = "Removed", body = crate::http::openapi::Deleted),
         (status = 404, description = "No such client", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The default client cannot be removed", body = crate::http::openapi::ErrorBody),
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
