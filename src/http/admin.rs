@@ -35,7 +35,7 @@ struct RotateBody {
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -69,7 +69,7 @@ pub async fn rotate_keys(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -98,7 +98,7 @@ pub async fn list_keys(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such key", body = crate::http::openapi::ErrorBody)
@@ -141,7 +141,7 @@ struct NewUserBody {
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -183,7 +183,7 @@ pub async fn create_user(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -210,7 +210,7 @@ pub async fn list_users(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -253,7 +253,7 @@ pub struct AuditQuery {
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -301,7 +301,7 @@ struct NewKeyBody {
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -343,7 +343,7 @@ pub async fn add_client_key(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -374,7 +374,7 @@ pub async fn list_client_keys(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -407,7 +407,7 @@ pub async fn delete_client_key(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -442,7 +442,7 @@ pub async fn list_sessions(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -488,7 +488,7 @@ struct UserPatchBody {
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -541,7 +541,7 @@ struct PasswordBody {
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),

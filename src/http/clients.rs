@@ -112,7 +112,7 @@ where
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -143,7 +143,7 @@ pub async fn list_clients(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -174,7 +174,7 @@ pub async fn show_client(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -220,7 +220,7 @@ pub async fn create_client(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -264,7 +264,7 @@ pub async fn update_client(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -291,7 +291,7 @@ pub async fn delete_client(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -318,7 +318,7 @@ pub async fn list_scopes(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -355,7 +355,7 @@ pub async fn create_scope(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),

@@ -128,7 +128,7 @@ struct PasswordChangeBody {
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),

@@ -28,7 +28,7 @@ use crate::service::revocation::{self, Introspection};
         (status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"),
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "Client credentials sent and wrong", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),
@@ -66,7 +66,7 @@ pub async fn revoke(
         (status = 400, description = "Bad input: malformed body, wrong types, a value refused", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No caller: a bearer token with the role admin or introspect, or a confidential client", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
     ),

@@ -35,7 +35,7 @@ struct TokenResponse<'a> {
         (status = 200, description = "Tokens", body = crate::http::openapi::TokenAnswer),
         (status = 400, description = "invalid_request, invalid_grant, invalid_scope, invalid_target, unsupported_grant_type, unauthorized_client", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "invalid_client", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "A body over 64 KiB", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "A body over 16 KiB", body = crate::http::openapi::ErrorBody),
         (status = 415, description = "A body that is not JSON", body = crate::http::openapi::ErrorBody),
         (status = 429, description = "Too many failed logins (Retry-After)", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable, or too many requests wait: retry later", body = crate::http::openapi::ErrorBody)
