@@ -60,6 +60,8 @@ pub struct Settings {
     pub throttle: Limits,
     /// How long audit events are kept, seconds.
     pub audit_retention: i64,
+    /// How long a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
     /// The clock every time is read from.
     pub clock: Clock,
 }

@@ -117,8 +117,14 @@ impl Application {
                 TcpListener::bind(addr).with_context(|| format!("binding --metrics-bind {addr}"))
             })
             .transpose()?;
+        let deadline = http::params::BodyDeadline(settings.body_timeout);
         let state = web::Data::new(prepare(options, settings, tuning)?);
-        let server = serve(listener, state.clone(), metrics_listener.is_none())?;
+        let server = serve(
+            listener,
+            state.clone(),
+            metrics_listener.is_none(),
+            deadline,
+        )?;
         let metrics = match metrics_listener {
             Some(listener) => {
                 let port = listener.local_addr()?.port();
@@ -214,11 +220,13 @@ fn serve(
     listener: TcpListener,
     state: web::Data<AppState>,
     with_metrics: bool,
+    deadline: http::params::BodyDeadline,
 ) -> anyhow::Result<Server> {
     let origins = state.issuer.settings.cors_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(deadline)
             .app_data(http::params::query_config())
             .configure(|cfg| {
                 http::routes(cfg, with_metrics);
@@ -226,6 +234,7 @@ fn serve(
             .wrap(from_fn(http::head_as_get))
             .wrap(from_fn(http::limit_body))
             .wrap(cors(&origins))
+            .wrap(from_fn(http::security_headers))
             .wrap(from_fn(http::request_log))
     })
     .listen(listener)?
@@ -242,6 +251,7 @@ fn serve_metrics(listener: TcpListener, state: web::Data<AppState>) -> anyhow::R
             .configure(http::metrics_routes)
             .default_service(web::to(http::not_found))
             .wrap(from_fn(http::head_as_get))
+            .wrap(from_fn(http::security_headers))
             .wrap(from_fn(http::request_log))
     })
     .workers(1)

@@ -253,6 +253,12 @@ pub struct Options {
           default_value = "365d", value_parser = parse_retention)]
     pub audit_retention: u64,
 
+    /// How long a request body may take to arrive, whole (1s to 10m): a slower one is answered
+    /// 408 and its connection closed.
+    #[arg(help_heading = SERVER, long = "body-timeout", env = "ISSUER_BODY_TIMEOUT", global = true,
+          value_name = "DURATION", default_value = "10s", value_parser = parse_body_timeout)]
+    pub body_timeout: u64,
+
     /// Serve `/metrics` on this address (its own listener) instead of the main one.
     #[arg(help_heading = SERVER,
         long = "metrics-bind",
@@ -592,6 +598,14 @@ impl clap::builder::TypedValueParser for SecretDatabaseUrl {
     }
 }
 
+fn parse_body_timeout(s: &str) -> Result<u64, String> {
+    let secs = parse_duration(s)?;
+    if !(1..=600).contains(&secs) {
+        return Err("must be from 1s to 10m".into());
+    }
+    Ok(secs)
+}
+
 fn parse_retention(s: &str) -> Result<u64, String> {
     let secs = parse_duration(s)?;
     if secs < 86_400 {
@@ -643,6 +657,7 @@ impl Options {
                 per_user: options.throttle_per_user,
             },
             audit_retention: i64::try_from(options.audit_retention).unwrap_or(i64::MAX),
+            body_timeout: std::time::Duration::from_secs(options.body_timeout),
             clock: crate::clock::Clock::system(),
         }
     }

@@ -5,7 +5,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rsa::pkcs1::DecodeRsaPublicKey as _;
 use serde_json::Value;
 
 use super::encoding::{p256_spki, pem_decode, pem_label, rsa_spki};
@@ -36,9 +35,11 @@ pub fn parse_text(text: &str) -> Result<PublicKeyInfo, String> {
         return match label {
             "PUBLIC KEY" => from_spki(&der()?),
             "RSA PUBLIC KEY" => {
-                let key = rsa::RsaPublicKey::from_pkcs1_der(&der()?)
+                use rsa::pkcs1::der::Decode as _;
+                let der = der()?;
+                let key = rsa::pkcs1::RsaPublicKey::from_der(&der)
                     .map_err(|e| format!("not a valid PKCS#1 RSA public key: {e}"))?;
-                from_spki(&rsa_spki(&key)?)
+                rsa_from_parts(key.modulus.as_bytes(), key.public_exponent.as_bytes(), "PKCS#1")
             }
             l if l.contains("PRIVATE KEY") => {
                 Err("this is a private key: register only the public key, and keep the private key secret".into())
@@ -64,12 +65,24 @@ pub fn parse_text(text: &str) -> Result<PublicKeyInfo, String> {
 fn from_spki(der: &[u8]) -> Result<PublicKeyInfo, String> {
     PublicKeyInfo::from_spki_der(der).map_err(|e| {
         let msg = format!("{e:#}");
-        if msg.contains("too small") {
+        if msg.contains("too small") || msg.contains("too large") || msg.contains("not a valid") {
             msg
         } else {
-            "unsupported public key: use RSA (2048 bits or more), P-256 or Ed25519".into()
+            "unsupported public key: use RSA (2048 to 8192 bits), P-256 or Ed25519".into()
         }
     })
+}
+
+/// An RSA public key from its modulus and exponent (big-endian), of any size the limits of
+/// [`PublicKeyInfo::from_spki_der`] then judge.
+fn rsa_from_parts(n: &[u8], e: &[u8], what: &str) -> Result<PublicKeyInfo, String> {
+    let key = rsa::RsaPublicKey::new_with_max_size(
+        rsa::BigUint::from_bytes_be(n),
+        rsa::BigUint::from_bytes_be(e),
+        1 << 20,
+    )
+    .map_err(|e| format!("not a valid {what} RSA public key: {e}"))?;
+    from_spki(&rsa_spki(&key)?)
 }
 
 fn from_openssh(line: &str) -> Result<PublicKeyInfo, String> {
@@ -83,7 +96,7 @@ fn from_openssh(line: &str) -> Result<PublicKeyInfo, String> {
                     .map(rsa::BigUint::from_bytes_be)
                     .ok_or_else(|| "not a valid OpenSSH RSA key".to_owned())
             };
-            let key = rsa::RsaPublicKey::new_with_max_size(int(&rsa.n)?, int(&rsa.e)?, 16_384)
+            let key = rsa::RsaPublicKey::new_with_max_size(int(&rsa.n)?, int(&rsa.e)?, 1 << 20)
                 .map_err(|e| format!("not a valid OpenSSH RSA key: {e}"))?;
             from_spki(&rsa_spki(&key)?)
         }
@@ -124,15 +137,7 @@ fn from_jwk(jwk: &Value) -> Result<PublicKeyInfo, String> {
         jwk.get("kty").and_then(Value::as_str),
         jwk.get("crv").and_then(Value::as_str),
     ) {
-        (Some("RSA"), _) => {
-            let key = rsa::RsaPublicKey::new_with_max_size(
-                rsa::BigUint::from_bytes_be(&field("n")?),
-                rsa::BigUint::from_bytes_be(&field("e")?),
-                16_384,
-            )
-            .map_err(|e| format!("not a valid RSA JWK: {e}"))?;
-            from_spki(&rsa_spki(&key)?)
-        }
+        (Some("RSA"), _) => rsa_from_parts(&field("n")?, &field("e")?, "JWK"),
         (Some("EC"), Some("P-256")) => {
             let (x, y) = (field("x")?, field("y")?);
             if x.len() != 32 || y.len() != 32 {
@@ -160,6 +165,42 @@ fn from_jwk(jwk: &Value) -> Result<PublicKeyInfo, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// An RSA public key with a modulus of `bits` bits (not a real key: its size is the point).
+    fn rsa_jwk(bits: usize) -> Value {
+        let mut n = vec![0xffu8; bits.div_ceil(8)];
+        if bits % 8 != 0 {
+            n[0] = 0xff >> (8 - bits % 8);
+        }
+        serde_json::json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n), "e": "AQAB"})
+    }
+
+    #[test]
+    fn rsa_keys_of_2048_to_8192_bits_in_every_format_and_no_others() {
+        for name in ["rsa6144-spki.pub.pem", "rsa6144-pkcs1.pub.pem"] {
+            let key = parse_text(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(key.kty(), "RSA", "{name}");
+        }
+        assert!(parse_client_key(&rsa_jwk(8192)).is_ok());
+        let err = parse_client_key(&rsa_jwk(8200)).unwrap_err();
+        assert_eq!(
+            err,
+            "RSA key of 8200 bits is too large: at most 8192 are accepted"
+        );
+        let err = parse_client_key(&rsa_jwk(1024)).unwrap_err();
+        assert_eq!(
+            err,
+            "RSA key of 1024 bits is too small: at least 2048 are required"
+        );
+    }
     use serde_json::json;
 
     #[test]

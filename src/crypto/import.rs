@@ -7,7 +7,7 @@ use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::traits::PublicKeyParts as _;
 
 use super::encoding::{pem_decode, pem_label};
-use super::public_key::MIN_RSA_BITS;
+use super::public_key::check_rsa_bits;
 use super::signing::{Pkcs8, SigningKey};
 
 /// Parses a private key file into a signing key and its PKCS#8 encoding.
@@ -52,12 +52,7 @@ fn encrypted(how: &str) -> String {
 }
 
 fn rsa_to_pkcs8(key: &rsa::RsaPrivateKey) -> Result<Vec<u8>, String> {
-    let bits = key.n().bits();
-    if bits < MIN_RSA_BITS {
-        return Err(format!(
-            "RSA key of {bits} bits is too small: at least {MIN_RSA_BITS} bits are required"
-        ));
-    }
+    check_rsa_bits(key.n().bits()).map_err(|e| e.to_string())?;
     key.to_pkcs8_der()
         .map(|d| d.as_bytes().to_vec())
         .map_err(|e| format!("cannot re-encode the RSA key: {e}"))
@@ -138,6 +133,23 @@ fn from_openssh(text: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn rsa_keys_up_to_8192_bits_import_in_every_format() {
+        for name in ["rsa6144-pkcs8.pem", "rsa6144-pkcs1.pem"] {
+            let (key, _) =
+                parse_private_key(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(key.alg().as_str(), "RS256", "{name}");
+        }
+    }
 
     #[test]
     fn rejects_what_it_cannot_use_with_a_reason() {

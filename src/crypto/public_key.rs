@@ -12,6 +12,45 @@ use super::b64url;
 /// The smallest RSA modulus accepted anywhere.
 pub const MIN_RSA_BITS: usize = 2048;
 
+/// The largest RSA modulus accepted anywhere (signing keys, machine keys, in every format).
+pub const MAX_RSA_BITS: usize = 8192;
+
+/// Checks an RSA modulus's size against [`MIN_RSA_BITS`] and [`MAX_RSA_BITS`].
+pub fn check_rsa_bits(bits: usize) -> anyhow::Result<()> {
+    if bits < MIN_RSA_BITS {
+        bail!("RSA key of {bits} bits is too small: at least {MIN_RSA_BITS} are required");
+    }
+    if bits > MAX_RSA_BITS {
+        bail!("RSA key of {bits} bits is too large: at most {MAX_RSA_BITS} are accepted");
+    }
+    Ok(())
+}
+
+/// The modulus and exponent of an RSA SubjectPublicKeyInfo, whatever its size (the `rsa`
+/// crate's own parser refuses keys above 4096 bits as if they were not RSA keys at all).
+fn rsa_spki_parts(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    use rsa::pkcs1::der::Decode as _;
+    use rsa::pkcs8::spki::SubjectPublicKeyInfoRef;
+    let spki = SubjectPublicKeyInfoRef::from_der(der).ok()?;
+    if spki.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {
+        return None;
+    }
+    let key = rsa::pkcs1::RsaPublicKey::from_der(spki.subject_public_key.as_bytes()?).ok()?;
+    Some((
+        key.modulus.as_bytes().to_vec(),
+        key.public_exponent.as_bytes().to_vec(),
+    ))
+}
+
+/// The size in bits of a big-endian unsigned integer.
+fn bit_len(be: &[u8]) -> usize {
+    let trimmed: &[u8] = match be.iter().position(|&b| b != 0) {
+        Some(i) => &be[i..],
+        None => return 0,
+    };
+    trimmed.len() * 8 - trimmed[0].leading_zeros() as usize
+}
+
 /// The key material of a public key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyMaterial {
@@ -45,21 +84,25 @@ impl std::fmt::Debug for PublicKeyInfo {
 }
 
 impl PublicKeyInfo {
-    /// Parses a SubjectPublicKeyInfo (RSA of at least 2048 bits, P-256 or Ed25519).
+    /// Parses a SubjectPublicKeyInfo (RSA of 2048 to 8192 bits, P-256 or Ed25519).
     pub fn from_spki_der(der: &[u8]) -> anyhow::Result<Self> {
         let material = if let Some(x) = der
             .strip_prefix(&ED25519_SPKI_PREFIX[..])
             .filter(|x| x.len() == 32)
         {
             KeyMaterial::Ed25519 { x: x.to_vec() }
-        } else if let Ok(rsa) = rsa::RsaPublicKey::from_public_key_der(der) {
-            let bits = rsa.n().bits();
-            if bits < MIN_RSA_BITS {
-                bail!("RSA key of {bits} bits is too small: at least {MIN_RSA_BITS} are required");
-            }
+        } else if let Some((n, e)) = rsa_spki_parts(der) {
+            check_rsa_bits(bit_len(&n))?;
+            // Validated as the rsa crate would (odd modulus, sane exponent), up to our limit.
+            let key = rsa::RsaPublicKey::new_with_max_size(
+                rsa::BigUint::from_bytes_be(&n),
+                rsa::BigUint::from_bytes_be(&e),
+                MAX_RSA_BITS,
+            )
+            .context("not a valid RSA public key")?;
             KeyMaterial::Rsa {
-                n: rsa.n().to_bytes_be(),
-                e: rsa.e().to_bytes_be(),
+                n: key.n().to_bytes_be(),
+                e: key.e().to_bytes_be(),
             }
         } else if let Ok(ec) = p256::PublicKey::from_public_key_der(der) {
             use p256::elliptic_curve::sec1::ToEncodedPoint as _;

@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 405 `method_not_allowed`.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408 `invalid_request`: the body did not arrive in time; the connection is closed.
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     /// 413 `payload_too_large`.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -92,7 +95,7 @@ impl ApiError {
     /// The stable error code sent as `error`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::BodyTimeout(_) => "invalid_request",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
@@ -128,6 +131,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -173,6 +177,9 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable(_) => {
                 resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::BodyTimeout(_) => {
+                resp.force_close();
             }
             Self::Internal(e) if crate::service::is_outage(e) => {
                 resp.insert_header((header::RETRY_AFTER, "2"));

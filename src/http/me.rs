@@ -59,6 +59,7 @@ pub async fn sessions(caller: Me, state: web::Data<AppState>) -> Result<HttpResp
     tag = "me",
     params(("id" = String, Path, description = "The session id")),
     responses(
+        (status = 400, description = "A control character in the path", body = crate::http::openapi::ErrorBody),
         (status = 204, description = "Ended"),
         (status = 401, description = "No valid access token (WWW-Authenticate says why)", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The token is not for this audience, or lacks the role", body = crate::http::openapi::ErrorBody),

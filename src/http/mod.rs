@@ -227,6 +227,51 @@ pub async fn limit_body(
         .map(ServiceResponse::map_into_left_body)
 }
 
+/// `X-Content-Type-Options: nosniff` on every answer, and `Cache-Control: no-store` with
+/// `Pragma: no-cache` on the answers that carry tokens or user or admin data: `/me`, `/admin/*`,
+/// the token, revocation and introspection endpoints and simplejwt's (CONTRACT §8, RFC 6749
+/// §5.1). Also refuses a path that holds a percent-encoded control character (`%00`…`%1F`,
+/// `%7F`): no route takes one, and PostgreSQL refuses a NUL in text.
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let path = req.path();
+    let private = path == "/me"
+        || ["/me/", "/admin/", "/api/token/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        || matches!(path, "/oauth/token" | "/oauth/revoke" | "/oauth/introspect");
+    let mut resp = if has_encoded_control(req.uri().path()) {
+        let resp =
+            ApiError::InvalidRequest("the path holds a control character".into()).error_response();
+        req.into_response(resp).map_into_right_body()
+    } else {
+        next.call(req).await?.map_into_left_body()
+    };
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if private {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    Ok(resp)
+}
+
+/// Whether a raw (percent-encoded) path encodes a control character.
+fn has_encoded_control(path: &str) -> bool {
+    path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'0' | b'1', b'0'..=b'9' | b'a'..=b'f') | (b'7', b'f')
+            )
+    })
+}
+
 /// `HEAD` is answered as `GET` is, without the body (RFC 9110 §9.3.2): routed as `GET`, while
 /// the HTTP layer, which saw `HEAD`, sends the same headers (`Content-Length` included) and no
 /// body. Routes without `GET` answer it 405, as before.

@@ -4,6 +4,7 @@
 //! `audience`), which may repeat in a form or be an array of strings in JSON.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -14,15 +15,109 @@ use super::error::ApiError;
 /// The largest request body accepted anywhere, in bytes.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// How long a whole request body may take to arrive when no app data says otherwise. A client
+/// trickling its body (a byte every few seconds) would otherwise hold its connection for ever.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// This app's deadline for a request body (`--body-timeout`), as app data.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyDeadline(pub Duration);
+
 /// Reads the whole body, refusing more than [`MAX_BODY`] bytes (also when it arrives without
-/// a `Content-Length`, which the middleware checks first).
-pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    match payload.to_bytes_limited(MAX_BODY).await {
-        Err(_) => Err(ApiError::PayloadTooLarge(MAX_BODY)),
-        Ok(Err(e)) => Err(ApiError::InvalidRequest(format!(
+/// a `Content-Length`, which the middleware checks first) or a body that has not arrived within
+/// the deadline (408, and the connection is closed).
+pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let deadline = req
+        .app_data::<BodyDeadline>()
+        .map_or(BODY_DEADLINE, |d| d.0);
+    match tokio::time::timeout(deadline, payload.to_bytes_limited(MAX_BODY)).await {
+        Err(_) => Err(ApiError::BodyTimeout(deadline.as_secs().max(1))),
+        Ok(Err(_)) => Err(ApiError::PayloadTooLarge(MAX_BODY)),
+        Ok(Ok(Err(e))) => Err(ApiError::InvalidRequest(format!(
             "could not read the request body: {e}"
         ))),
-        Ok(Ok(body)) => Ok(body),
+        Ok(Ok(Ok(body))) => Ok(body),
+    }
+}
+
+/// Parses a JSON document, refusing an object that names one key twice, at any depth: a
+/// parameter may appear once (RFC 6749 §3.2), in JSON as in a form, and `serde_json` would keep
+/// the last of them silently.
+pub fn strict_json(body: &[u8]) -> Result<serde_json::Value, String> {
+    use serde::de::DeserializeSeed as _;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = Strict.deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(value)
+}
+
+/// A JSON value whose objects have distinct keys.
+struct Strict;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict)? {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                let shown: String = key.chars().take(64).collect();
+                return Err(serde::de::Error::custom(format!(
+                    "the key {shown:?} is repeated"
+                )));
+            }
+            let value = map.next_value_seed(Strict)?;
+            object.insert(key, value);
+        }
+        Ok(object.into())
     }
 }
 
@@ -76,7 +171,7 @@ impl Params {
     /// Parses the body by its `Content-Type`.
     pub async fn from_body(req: &HttpRequest, payload: web::Payload) -> Result<Self, ApiError> {
         let content_type = media_type(req);
-        let body = read_body(payload).await?;
+        let body = read_body(req, payload).await?;
         match content_type.as_str() {
             "application/x-www-form-urlencoded" => Self::from_form(&body),
             "application/json" => Self::from_json(&body),
@@ -118,8 +213,11 @@ impl Params {
     }
 
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|_| ApiError::InvalidRequest("the body is not valid JSON".into()))?;
+        let value = strict_json(body).map_err(|e| {
+            let mut message = format!("the body is not valid JSON: {e}");
+            message.truncate(200);
+            ApiError::InvalidRequest(message)
+        })?;
         let serde_json::Value::Object(obj) = value else {
             return Err(ApiError::InvalidRequest(
                 "the JSON body must be an object".into(),
@@ -182,7 +280,7 @@ pub async fn optional_json<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Option<T>, ApiError> {
-    let body = read_body(payload).await?;
+    let body = read_body(req, payload).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -192,11 +290,13 @@ pub async fn optional_json<T: serde::de::DeserializeOwned>(
             "send the body as application/json".into(),
         ));
     }
-    serde_json::from_slice(&body).map(Some).map_err(|e| {
-        let mut msg = e.to_string();
-        msg.truncate(200);
-        ApiError::InvalidRequest(format!("invalid JSON body: {msg}"))
-    })
+    strict_json(&body)
+        .and_then(|value| serde_json::from_value(value).map_err(|e| e.to_string()))
+        .map(Some)
+        .map_err(|mut msg| {
+            msg.truncate(200);
+            ApiError::InvalidRequest(format!("invalid JSON body: {msg}"))
+        })
 }
 
 /// Reads a required JSON body into `T`.
@@ -224,6 +324,19 @@ mod tests {
         assert!(Params::from_json(b"{").is_err());
         let j = Params::from_json(br#"{"grant_type":"password","scope":null}"#).unwrap();
         assert_eq!(j.optional("grant_type"), Some("password"));
+    }
+
+    #[test]
+    fn json_refuses_a_repeated_key_at_any_depth() {
+        assert!(Params::from_json(br#"{"username": "alice", "username": "admin"}"#).is_err());
+        let err = strict_json(br#"{"a": {"b": 1, "b": 2}}"#).unwrap_err();
+        assert!(err.contains("\"b\" is repeated"), "{err}");
+        assert!(strict_json(br#"[{"a": 1}, {"a": 2}]"#).is_ok());
+        assert!(strict_json(br#"{"a": 1} x"#).is_err(), "trailing data");
+        assert_eq!(
+            strict_json(br#"{"a": [1, 2.5, "x", null, true, {"b": -3}]}"#).unwrap(),
+            serde_json::json!({"a": [1, 2.5, "x", null, true, {"b": -3}]})
+        );
     }
 
     #[test]

@@ -178,7 +178,7 @@ async fn parse(req: &HttpRequest, payload: web::Payload) -> Result<Data, DrfErro
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let body = read_body(payload).await?;
+    let body = read_body(req, payload).await?;
     let Some(content_type) = content_type else {
         return Ok(Data::Form(Vec::new()));
     };
@@ -190,8 +190,7 @@ async fn parse(req: &HttpRequest, payload: web::Payload) -> Result<Data, DrfErro
         .to_ascii_lowercase();
     match media_type.as_str() {
         "application/json" => {
-            let value: Value = serde_json::from_slice(&body).map_err(|e| {
-                let mut message = e.to_string();
+            let value: Value = super::params::strict_json(&body).map_err(|mut message| {
                 message.truncate(200);
                 DrfError::Parse(format!("JSON parse error - {message}"))
             })?;

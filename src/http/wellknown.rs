@@ -126,6 +126,7 @@ pub async fn active_pem(state: web::Data<AppState>) -> HttpResponse {
     params(("file" = String, Path, description = "`{kid}.pem`")),
     responses(
         (status = 200, description = "A published key, PEM", body = String, content_type = "application/x-pem-file"),
+        (status = 400, description = "A control character in the path", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No published key with that kid", body = crate::http::openapi::ErrorBody)
     )
 )]

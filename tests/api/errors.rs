@@ -156,7 +156,11 @@ async fn unknown_routes_and_methods_get_json_errors(backend: Backend) {
     app.get("/keys/unknown")
         .await
         .assert_error(404, "not_found");
+    // A control character in a path is refused before any route (hardening.rs).
     app.get("/keys/%00%ff.pem")
+        .await
+        .assert_error(400, "invalid_request");
+    app.get("/keys/%ff.pem")
         .await
         .assert_error(404, "not_found");
 }

@@ -18,6 +18,7 @@ mod clients;
 mod crash;
 mod deploy;
 mod errors;
+mod hardening;
 mod import;
 mod kek;
 mod load;
