@@ -515,3 +515,20 @@ fn help_groups_the_options_by_who_reads_them() {
         );
     }
 }
+
+#[test]
+fn config_printed_to_a_reader_that_stopped_early_exits_quietly() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jwt-issuer"))
+        .arg("config")
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `jwt-issuer config | head -0`: the reader is gone before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
