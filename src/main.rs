@@ -1,6 +1,6 @@
 //! The `jwt-issuer` binary: parses the command line and hands over to the library.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use jwt_issuer::cli::commands as cli;
@@ -16,12 +16,8 @@ fn main() -> ExitCode {
         Command::Migrate => cli::migrate(&args.options),
         Command::Healthcheck => cli::healthcheck(&args.options),
         Command::Config => {
-            // A reader that stops early (`| head`) is not an error.
-            let mut out = std::io::stdout().lock();
-            match writeln!(out, "{}", args.effective.join("\n")) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-                _ => Ok(()),
-            }
+            jwt_issuer::say!("{}", args.effective.join("\n"));
+            Ok(())
         }
         Command::User(c) => cli::user(&args.options, c),
         Command::Key(c) => cli::key(&args.options, c),

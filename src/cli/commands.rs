@@ -28,14 +28,14 @@ pub fn audit(options: &Options, limit: i64) -> anyhow::Result<()> {
     let db = Db::open(&options.database)?;
     let mut conn = db.conn()?;
     for event in crate::service::audit::newest(&mut conn, limit)? {
-        println!("{}", serde_json::to_string(&event)?);
+        crate::say!("{}", serde_json::to_string(&event)?);
     }
     Ok(())
 }
 
 pub fn migrate(options: &Options) -> anyhow::Result<()> {
     let db = Db::open(&options.database)?;
-    println!(
+    crate::say!(
         "database {:?} is up to date ({})",
         options.database,
         db.backend()
@@ -79,7 +79,7 @@ pub fn user(options: &Options, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Key(UserKeyCommand::Remove { name, id }) => {
             let mut conn = connect(options)?;
             machine::delete_key(&mut conn, &name, &id, Some("cli")).map_err(says)?;
-            println!("removed key {id} of {name}");
+            crate::say!("removed key {id} of {name}");
             Ok(())
         }
     }
@@ -99,12 +99,15 @@ fn says(e: impl std::fmt::Display) -> anyhow::Error {
 
 fn list_users(options: &Options) -> anyhow::Result<()> {
     let mut conn = connect(options)?;
-    println!("{:<36}  {:<24}  {:<8}  roles", "id", "username", "status");
+    crate::say!("{:<36}  {:<24}  {:<8}  roles", "id", "username", "status");
     for u in users::list(&mut conn)? {
         let status = if u.disabled { "disabled" } else { "active" };
-        println!(
+        crate::say!(
             "{:<36}  {:<24}  {:<8}  {}",
-            u.id, u.username, status, u.roles
+            u.id,
+            u.username,
+            status,
+            u.roles
         );
     }
     Ok(())
@@ -115,12 +118,16 @@ fn list_sessions(options: &Options, name: &str) -> anyhow::Result<()> {
     let mut conn = connect(options)?;
     let user = sessions::user_named(&mut conn, name).map_err(says)?;
     let list = sessions::list(&mut conn, &user.id, None, now).map_err(says)?;
-    println!(
+    crate::say!(
         "{:<36}  {:<16}  {:<20}  {:<20}  {:<39}  user agent",
-        "session", "client", "created", "last used", "address"
+        "session",
+        "client",
+        "created",
+        "last used",
+        "address"
     );
     for s in list {
-        println!(
+        crate::say!(
             "{:<36}  {:<16}  {:<20}  {:<20}  {:<39}  {}",
             s.id,
             s.client_id,
@@ -138,7 +145,7 @@ fn logout(options: &Options, name: &str) -> anyhow::Result<()> {
     let mut conn = connect(options)?;
     let user = sessions::user_named(&mut conn, name).map_err(says)?;
     let ended = sessions::end_all(&mut conn, &user.id, name, "cli", now).map_err(says)?;
-    println!("ended {ended} session(s) of {name}; their access tokens are revoked");
+    crate::say!("ended {ended} session(s) of {name}; their access tokens are revoked");
     Ok(())
 }
 
@@ -149,7 +156,7 @@ fn passwd(options: &Options, name: &str) -> anyhow::Result<()> {
     let password = read_password(&user.username)?;
     let hash = hash_blocking(&password)?;
     let ended = users::reset_password(&mut conn, &user, &hash, Some("cli"), now).map_err(says)?;
-    println!("password of {name} set; {ended} session(s) ended");
+    crate::say!("password of {name} set; {ended} session(s) ended");
     Ok(())
 }
 
@@ -179,9 +186,11 @@ fn add_machine_key(
     let key = parse_client_key(&value).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let mut conn = connect(options)?;
     let view = machine::add_key(&mut conn, name, &key, comment, Some("cli"), now).map_err(says)?;
-    println!(
+    crate::say!(
         "added {} key {} for {name} (fingerprint {})",
-        view.kty, view.id, view.fingerprint
+        view.kty,
+        view.id,
+        view.fingerprint
     );
     Ok(())
 }
@@ -189,14 +198,21 @@ fn add_machine_key(
 fn list_machine_keys(options: &Options, name: &str) -> anyhow::Result<()> {
     let mut conn = connect(options)?;
     let keys = machine::list_keys(&mut conn, name).map_err(says)?;
-    println!(
+    crate::say!(
         "{:<36}  {:<3}  {:<64}  {:<20}  comment",
-        "id", "kty", "fingerprint", "created"
+        "id",
+        "kty",
+        "fingerprint",
+        "created"
     );
     for k in keys {
-        println!(
+        crate::say!(
             "{:<36}  {:<3}  {:<64}  {:<20}  {}",
-            k.id, k.kty, k.fingerprint, k.created_at, k.comment
+            k.id,
+            k.kty,
+            k.fingerprint,
+            k.created_at,
+            k.comment
         );
     }
     Ok(())
@@ -234,7 +250,7 @@ fn add_user(
     let hash = hash_blocking(password)?;
     let mut conn = db.conn()?;
     let user = users::create(&mut conn, name, &hash, roles, Some("cli"), now)?;
-    println!("created user {name} ({}) with roles [{roles}]", user.id);
+    crate::say!("created user {name} ({}) with roles [{roles}]", user.id);
     Ok(())
 }
 
@@ -251,9 +267,9 @@ fn change_user(
     build(&mut change, &user);
     let (user, ended) = users::update(&mut conn, name, &change, Some("cli"), now).map_err(says)?;
     let status = if user.disabled { "disabled" } else { "active" };
-    println!("{name}: {status}, roles [{}]", user.roles);
+    crate::say!("{name}: {status}, roles [{}]", user.roles);
     if ended > 0 {
-        println!("ended {ended} session(s); their access tokens are revoked");
+        crate::say!("ended {ended} session(s); their access tokens are revoked");
     }
     Ok(())
 }
@@ -263,12 +279,17 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
     match command {
         KeyCommand::List => {
             let mut conn = connect(options)?;
-            println!(
+            crate::say!(
                 "{:<43}  {:<5}  {:<7}  {:<20}  {:<20}  {:<20}  revoked",
-                "kid", "alg", "state", "created", "activated", "retired"
+                "kid",
+                "alg",
+                "state",
+                "created",
+                "activated",
+                "retired"
             );
             for k in crate::db::keys::list(&mut conn)? {
-                println!(
+                crate::say!(
                     "{:<43}  {:<5}  {:<7}  {:<20}  {:<20}  {:<20}  {}",
                     k.kid,
                     k.alg,
@@ -288,7 +309,7 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
             let custody = Custody::new(&kek, &settings);
             let r = keys::rotate(&mut conn, &custody, options.alg, None, Some("cli"))?
                 .context("the rotation did not happen")?;
-            println!(
+            crate::say!(
                 "rotated: active {} (was {}), next {}",
                 r.active,
                 r.retired.as_deref().unwrap_or("-"),
@@ -302,9 +323,11 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
             let settings = options.settings(options.bind);
             let custody = Custody::new(&kek, &settings);
             let r = keys::revoke(&mut conn, &custody, &kid, Some("cli"))?;
-            println!(
+            crate::say!(
                 "revoked {}: active {}, next {}",
-                r.revoked, r.active, r.next
+                r.revoked,
+                r.active,
+                r.next
             );
             Ok(())
         }
@@ -318,7 +341,7 @@ pub fn key(options: &Options, command: KeyCommand) -> anyhow::Result<()> {
             let settings = options.settings(options.bind);
             let custody = Custody::new(&kek, &settings);
             let row = keys::import(&mut conn, &custody, &key, &pkcs8, activate, Some("cli"))?;
-            println!("imported {} key {} as {}", row.alg, row.kid, row.state);
+            crate::say!("imported {} key {} as {}", row.alg, row.kid, row.state);
             Ok(())
         }
     }
@@ -340,12 +363,12 @@ fn print_client(view: &ClientView) {
     } else {
         ""
     };
-    println!("client {} ({kind})", view.client_id);
-    println!("  audiences:   {}{defaults}", view.audiences.join(" "));
-    println!("  scopes:      {}", view.scopes.join(" "));
-    println!("  grant types: {}", view.grant_types.join(" "));
-    println!("  created:     {}", view.created_at);
-    println!("  updated:     {}", view.updated_at);
+    crate::say!("client {} ({kind})", view.client_id);
+    crate::say!("  audiences:   {}{defaults}", view.audiences.join(" "));
+    crate::say!("  scopes:      {}", view.scopes.join(" "));
+    crate::say!("  grant types: {}", view.grant_types.join(" "));
+    crate::say!("  created:     {}", view.created_at);
+    crate::say!("  updated:     {}", view.updated_at);
 }
 
 /// `client …`.
@@ -385,17 +408,20 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
                 .map_err(says)?;
             print_client(&view);
             if let Some(secret) = &view.client_secret {
-                println!("client_secret: {secret}");
-                println!("  (shown once: store it now; only its hash is kept)");
+                crate::say!("client_secret: {secret}");
+                crate::say!("  (shown once: store it now; only its hash is kept)");
             }
             Ok(())
         }
         ClientCommand::List => {
             let mut conn = connect(options)?;
             let registry = clients::read_registry(&mut conn, &own)?;
-            println!(
+            crate::say!(
                 "{:<24}  {:<12}  {:<40}  {:<40}  scopes",
-                "client_id", "kind", "grant types", "audiences"
+                "client_id",
+                "kind",
+                "grant types",
+                "audiences"
             );
             for c in registry.clients() {
                 let v = ClientView::of(&c);
@@ -404,7 +430,7 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
                 } else {
                     "public"
                 };
-                println!(
+                crate::say!(
                     "{:<24}  {:<12}  {:<40}  {:<40}  {}",
                     v.client_id,
                     kind,
@@ -427,7 +453,7 @@ pub fn client(options: &Options, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Remove { id } => {
             let mut conn = connect(options)?;
             clients::remove(&mut conn, &id, Some("cli")).map_err(says)?;
-            println!("removed client {id}");
+            crate::say!("removed client {id}");
             Ok(())
         }
     }
@@ -458,14 +484,14 @@ pub fn scope(options: &Options, command: ScopeCommand) -> anyhow::Result<()> {
             } else {
                 format!("roles [{}]", view.roles.join(" "))
             };
-            println!("added scope {} for {gate}", view.name);
+            crate::say!("added scope {} for {gate}", view.name);
             Ok(())
         }
         ScopeCommand::List => {
             let registry = clients::read_registry(&mut conn, &own_audiences(options))?;
-            println!("{:<32}  {:<24}  description", "scope", "roles");
+            crate::say!("{:<32}  {:<24}  description", "scope", "roles");
             for s in registry.scopes() {
-                println!(
+                crate::say!(
                     "{:<32}  {:<24}  {}",
                     s.name,
                     s.roles.to_stored(),
@@ -478,9 +504,9 @@ pub fn scope(options: &Options, command: ScopeCommand) -> anyhow::Result<()> {
             let changed =
                 clients::remove_scope(&mut conn, &name, Some("cli"), now).map_err(says)?;
             if changed.is_empty() {
-                println!("removed scope {name}");
+                crate::say!("removed scope {name}");
             } else {
-                println!(
+                crate::say!(
                     "removed scope {name} (also from clients: {})",
                     changed.join(" ")
                 );
@@ -551,7 +577,7 @@ pub fn kek(options: &Options, command: KekCommand) -> anyhow::Result<()> {
     let files = match command {
         KekCommand::Rotate => {
             let done = crate::service::kek::rotate(&mut conn, dir, "cli")?;
-            println!(
+            crate::say!(
                 "re-encrypted {} stored private keys under the new key-encryption key {} ({}); the previous one, {}, is kept as {}",
                 done.reencrypted,
                 done.new_id,
@@ -571,7 +597,7 @@ pub fn kek(options: &Options, command: KekCommand) -> anyhow::Result<()> {
         } else {
             "still needed: stored keys were encrypted with it (by an instance that had not got the new one)"
         };
-        println!("{:<24}  {}  {:>4} keys  {state}", f.file, f.id, f.keys);
+        crate::say!("{:<24}  {}  {:>4} keys  {state}", f.file, f.id, f.keys);
     }
     Ok(())
 }

@@ -517,18 +517,26 @@ fn help_groups_the_options_by_who_reads_them() {
 }
 
 #[test]
-fn config_printed_to_a_reader_that_stopped_early_exits_quietly() {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jwt-issuer"))
-        .arg("config")
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Like `jwt-issuer config | head -0`: the reader is gone before anything is written.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(out.status.code(), Some(0), "{err}");
+fn output_to_a_reader_that_stopped_early_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/issuer.db", dir.path().display());
+    let keys = dir.path().join("keys").display().to_string();
+    for args in [
+        vec!["config"],
+        vec!["key", "list", "--database", &db, "--keys-dir", &keys],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jwt-issuer"))
+            .args(&args)
+            .env_remove("DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `jwt-issuer … | head -0`: the reader is gone before anything is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
 }
