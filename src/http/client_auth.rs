@@ -54,11 +54,17 @@ pub fn tried_basic(req: &HttpRequest) -> bool {
 
 /// The (id, secret) of an `Authorization: Basic` header, decoded; `None` for other schemes.
 fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
+    match req.headers().get(header::AUTHORIZATION) {
+        Some(value) => parse_basic(value.as_bytes()),
+        None => Ok(None),
+    }
+}
+
+/// The (id, secret) of an `Authorization` header value if it is `Basic` credentials, decoded
+/// (RFC 6749 §2.3.1); `None` for other schemes.
+pub fn parse_basic(value: &[u8]) -> Result<Option<(String, String)>, ApiError> {
     let bad = || ApiError::InvalidClient("malformed Basic credentials".into());
-    let value = value.to_str().map_err(|_| bad())?;
+    let value = std::str::from_utf8(value).map_err(|_| bad())?;
     let Some((scheme, rest)) = value.split_once(' ') else {
         return Err(bad());
     };

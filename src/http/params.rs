@@ -204,7 +204,8 @@ impl Params {
         Ok(())
     }
 
-    fn from_form(body: &[u8]) -> Result<Self, ApiError> {
+    /// Parses an `application/x-www-form-urlencoded` body.
+    pub fn from_form(body: &[u8]) -> Result<Self, ApiError> {
         let mut params = Self::default();
         for (k, v) in url::form_urlencoded::parse(body) {
             params.insert(k.into_owned(), v.into_owned())?;
@@ -212,7 +213,8 @@ impl Params {
         Ok(params)
     }
 
-    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+    /// Parses a JSON object body.
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
         let value = strict_json(body).map_err(|e| {
             let mut message = format!("the body is not valid JSON: {e}");
             message.truncate(200);

@@ -211,9 +211,23 @@ pub fn verify_assertion(
     token_endpoint: &str,
     now: i64,
 ) -> Result<String, MachineError> {
+    let keys = client_keys::for_user(conn, &user.id).map_err(anyhow::Error::from)?;
+    let (fingerprint, claims) = signed_by(assertion, &keys)?;
+    let (replay_id, replay_until) =
+        check_claims(form, &claims, &user.username, issuer, token_endpoint, now)?;
+    if !client_keys::record_use(conn, &user.id, &replay_id, replay_until)
+        .map_err(anyhow::Error::from)?
+    {
+        return Err(invalid("the assertion was already used"));
+    }
+    Ok(fingerprint)
+}
+
+/// The fingerprint of the key of `keys` whose signature `assertion` carries (the one its `kid`
+/// names, else each in turn), with the assertion's claims, unchecked.
+pub fn signed_by(assertion: &str, keys: &[ClientKeyRow]) -> Result<(String, Value), MachineError> {
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| invalid("the assertion is not a well-formed JWT"))?;
-    let keys = client_keys::for_user(conn, &user.id).map_err(anyhow::Error::from)?;
     // The key the kid names, if any; otherwise each of the user's keys.
     let named: Vec<&ClientKeyRow> = keys
         .iter()
@@ -224,7 +238,6 @@ pub fn verify_assertion(
     } else {
         named
     };
-    let mut verified = None;
     for row in candidates {
         let Ok(info) = PublicKeyInfo::from_spki_der(&row.public_der) else {
             continue;
@@ -240,28 +253,30 @@ pub fn verify_assertion(
         validation.validate_exp = false;
         validation.validate_aud = false;
         if let Ok(data) = jsonwebtoken::decode::<Value>(assertion, &key, &validation) {
-            verified = Some((row.fingerprint.clone(), data.claims));
-            break;
+            return Ok((row.fingerprint.clone(), data.claims));
         }
     }
-    let (fingerprint, claims) = verified.ok_or(MachineError::Unverified(if keys.is_empty() {
+    Err(MachineError::Unverified(if keys.is_empty() {
         "the user has no registered keys"
     } else {
         "no registered key verified the signature"
-    }))?;
-    let t = now;
-    let (replay_id, replay_until) = match form {
-        Form::JwtBearer => check_rfc7523(&claims, &user.username, issuer, token_endpoint, t)?,
-        Form::AsymmetricJwtAuth => {
-            check_asymmetric(&claims, &user.username, issuer, token_endpoint, t)?
-        }
-    };
-    if !client_keys::record_use(conn, &user.id, &replay_id, replay_until)
-        .map_err(anyhow::Error::from)?
-    {
-        return Err(invalid("the assertion was already used"));
+    }))
+}
+
+/// Checks a verified assertion's claims for `form` (who, for whom, when); returns the id to
+/// record against replays and until when.
+pub fn check_claims(
+    form: Form,
+    claims: &Value,
+    username: &str,
+    issuer: &str,
+    token_endpoint: &str,
+    now: i64,
+) -> Result<(String, i64), MachineError> {
+    match form {
+        Form::JwtBearer => check_rfc7523(claims, username, issuer, token_endpoint, now),
+        Form::AsymmetricJwtAuth => check_asymmetric(claims, username, issuer, token_endpoint, now),
     }
-    Ok(fingerprint)
 }
 
 fn int(claims: &Value, name: &str) -> Result<Option<i64>, MachineError> {
