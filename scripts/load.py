@@ -62,15 +62,17 @@ def post_form(url, form, timeout=60):
 class Server:
     """One jwt-issuer process on a fresh database."""
 
-    def __init__(self, binary, database, alg, work):
+    def __init__(self, binary, database, alg, work, keys=None, extra=()):
+        """`keys`: a keys directory to share with other instances (default: its own);
+        `extra`: further `serve` options."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.keys = os.path.join(work, f"keys-{self.port}")
+        self.keys = keys or os.path.join(work, f"keys-{self.port}")
         self.args = [binary, "serve", "--bind", f"127.0.0.1:{self.port}", "--database", database,
                      "--keys-dir", self.keys, "--alg", alg,
                      "--throttle-per-address", "100000",
                      "--throttle-per-user-address", "10000",
-                     "--throttle-per-user", "1000000"]
+                     "--throttle-per-user", "1000000", *extra]
         self.log = open(os.path.join(work, f"server-{self.port}.log"), "ab")
         self.start()
         with open(os.path.join(self.keys, "initial-admin-password")) as f:

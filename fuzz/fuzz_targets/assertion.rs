@@ -5,28 +5,28 @@
 
 use std::sync::LazyLock;
 
-use jwt_issuer::crypto::signing::{Alg, SigningKey};
 use jwt_issuer::db::client_keys::ClientKeyRow;
 use jwt_issuer::service::machine::{self, Form};
 use libfuzzer_sys::fuzz_target;
 
-static KEYS: LazyLock<Vec<ClientKeyRow>> = LazyLock::new(|| {
-    [Alg::RS256, Alg::ES256]
-        .into_iter()
-        .map(|alg| {
-            let (key, _) = SigningKey::generate(alg).expect("key");
-            ClientKeyRow {
-                id: key.kid().to_owned(),
-                user_id: "u".to_owned().into(),
-                kty: "k".into(),
-                fingerprint: key.public().pem_sha256(),
-                public_der: key.public().spki_der().to_vec(),
-                comment: String::new(),
-                created_at: 0,
-            }
-        })
-        .collect()
-});
+#[path = "../common/mod.rs"]
+mod common;
+
+/// The machine user's registered keys: the ones that signed the seed assertions.
+static KEYS: LazyLock<Vec<ClientKeyRow>> = LazyLock::new(common::machine_keys);
+
+fn check(claims: &serde_json::Value) {
+    for form in [Form::JwtBearer, Form::AsymmetricJwtAuth] {
+        let _ = machine::check_claims(
+            form,
+            claims,
+            common::MACHINE,
+            common::ISSUER,
+            common::TOKEN_ENDPOINT,
+            common::NOW,
+        );
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(assertion) = std::str::from_utf8(data) else {
@@ -36,28 +36,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = machine::claimed_username(assertion, form);
     }
     if let Ok((_, claims)) = machine::signed_by(assertion, &KEYS) {
-        for form in [Form::JwtBearer, Form::AsymmetricJwtAuth] {
-            let _ = machine::check_claims(
-                form,
-                &claims,
-                "robot",
-                "https://issuer.example",
-                "https://issuer.example/oauth/token",
-                1_800_000_000,
-            );
-        }
+        check(&claims);
     }
     // The claims' checks on any JSON, as if its signature were good.
     if let Ok(claims) = serde_json::from_slice::<serde_json::Value>(data) {
-        for form in [Form::JwtBearer, Form::AsymmetricJwtAuth] {
-            let _ = machine::check_claims(
-                form,
-                &claims,
-                "robot",
-                "https://issuer.example",
-                "https://issuer.example/oauth/token",
-                1_800_000_000,
-            );
-        }
+        check(&claims);
     }
 });
