@@ -7,6 +7,7 @@
 #   scripts/fuzz.sh            # 30 s per target (what CI runs)
 #   scripts/fuzz.sh 600        # 10 minutes per target
 #   scripts/fuzz.sh 60 token   # one target
+#   scripts/fuzz.sh --build-only   # install cargo-fuzz if need be and build the targets
 #
 # The targets are built with `--dev`, under fuzz/Cargo.toml's dev profile: the parsers and
 # crypto the targets run are optimised, the server's stack is not, and debug assertions are on;
@@ -15,6 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+build_only=false
+if [ "${1:-}" = "--build-only" ]; then build_only=true; shift; fi
 seconds="${1:-30}"
 shift || true
 targets=("$@")
@@ -31,6 +34,7 @@ fi
 # No sanitizer: the service forbids unsafe code, so what a fuzzer can find here is a panic, a
 # hang or an unbounded allocation, which libFuzzer catches itself; the build is much faster.
 (cd fuzz && cargo +nightly fuzz build --dev --sanitizer none)
+$build_only && exit 0
 cd fuzz
 status=0
 for target in "${targets[@]}"; do
