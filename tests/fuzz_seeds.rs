@@ -101,10 +101,7 @@ fn token_request_seeds_parse_as_their_kind() {
 
 #[test]
 fn forwarded_seeds_name_clients_or_networks() {
-    let trusted: Vec<Cidr> = ["10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8"]
-        .iter()
-        .map(|c| c.parse().unwrap())
-        .collect();
+    let trusted = common::trusted_proxies();
     let peer = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     for (name, bytes) in seeds("forwarded") {
         let text = text(&name, &bytes);

@@ -10,6 +10,7 @@ use jwt_issuer::crypto::import::parse_private_key;
 use jwt_issuer::crypto::jwt::{VerificationKey, Verifier};
 use jwt_issuer::crypto::signing::SigningKey;
 use jwt_issuer::db::client_keys::ClientKeyRow;
+use jwt_issuer::domain::Cidr;
 
 /// The fuzzers' clock: every seed is valid at this instant.
 pub const NOW: i64 = 1_800_000_000;
@@ -68,6 +69,17 @@ pub fn machine_keys() -> Vec<ClientKeyRow> {
             public_der: key.public().spki_der().to_vec(),
             comment: String::new(),
             created_at: 0,
+        })
+        .collect()
+}
+
+/// The `--trusted-proxy` networks the forwarded target resolves behind.
+pub fn trusted_proxies() -> Vec<Cidr> {
+    ["10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8"]
+        .iter()
+        .map(|c| match c.parse() {
+            Ok(net) => net,
+            Err(e) => panic!("{c}: {e}"),
         })
         .collect()
 }

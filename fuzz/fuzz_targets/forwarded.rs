@@ -8,12 +8,10 @@ use jwt_issuer::domain::Cidr;
 use jwt_issuer::http::peer::resolve;
 use libfuzzer_sys::fuzz_target;
 
-static TRUSTED: LazyLock<Vec<Cidr>> = LazyLock::new(|| {
-    ["10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8"]
-        .iter()
-        .map(|c| c.parse().expect("cidr"))
-        .collect()
-});
+#[path = "../common/mod.rs"]
+mod common;
+
+static TRUSTED: LazyLock<Vec<Cidr>> = LazyLock::new(common::trusted_proxies);
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
