@@ -23,6 +23,12 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^jwt-issuer-fuzz$')
 
+case "$seconds" in
+  ''|*[!0-9]*) echo "fuzz: SECONDS must be a whole number, not '$seconds'" >&2; exit 2 ;;
+esac
+for target in "${targets[@]}"; do
+  [ -f "fuzz/fuzz_targets/$target.rs" ] || { echo "fuzz: no target '$target' (see fuzz/fuzz_targets)" >&2; exit 2; }
+done
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "fuzz: the nightly toolchain is missing (rustup toolchain install nightly); failing." >&2
   exit 1

@@ -335,7 +335,15 @@ def main():
     args = parser.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"{args.binary} is missing: cargo build --release")
-    rates = {k: float(v) for k, v in (p.split("=") for p in args.rates.split(","))}
+    if args.seconds < 60:
+        parser.error("--seconds: at least 60 (the faults need room: the kill alone lasts 10 s)")
+    try:
+        rates = {k: float(v) for k, v in (p.split("=") for p in args.rates.split(","))}
+    except ValueError:
+        parser.error(f"--rates: expected kind=N,... (e.g. login=4,refresh=40), not {args.rates!r}")
+    missing = {"login", "refresh", "jwks", "revoke"} - rates.keys()
+    if missing or any(v <= 0 for v in rates.values()):
+        parser.error(f"--rates needs a positive rate for each of {sorted(missing) or 'its kinds'}")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < args.slow + 200:
