@@ -9,9 +9,9 @@
 #   scripts/fuzz.sh 60 token   # one target
 #   scripts/fuzz.sh --build-only   # install cargo-fuzz if need be and build the targets
 #
-# The targets are built with `--dev`, under fuzz/Cargo.toml's dev profile: the parsers and
-# crypto the targets run are optimised, the server's stack is not, and debug assertions are on;
-# it fuzzes as fast as a release build and builds in half the time.
+# The targets are built with `--dev`, under fuzz/Cargo.toml's dev profile (opt-level 1, line
+# tables only, debug assertions on): it fuzzes as fast as a release build and builds in half
+# the time.
 # Needs the nightly toolchain (libFuzzer's instrumentation); installs cargo-fuzz when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
