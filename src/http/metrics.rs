@@ -1,4 +1,5 @@
-//! `GET /metrics`: OpenMetrics text (which Prometheus scrapes), encoded by prometheus-client.
+//! `GET /metrics`: the Prometheus text format (0.0.4), or OpenMetrics text when the request's
+//! `Accept` asks for it (as Prometheus itself does), encoded by prometheus-client.
 //! Metrics live in memory per instance (Prometheus sums them across instances). Label values
 //! come from fixed sets (route patterns, not paths; known grant types; status classes), so the
 //! number of series stays bounded whatever clients send. With `--metrics-bind` the endpoint is
@@ -8,7 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -318,6 +320,65 @@ mod process {
     }
 }
 
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether `Accept` asks for OpenMetrics (any media range `application/openmetrics-text` with
+/// a quality above zero); everything else, no `Accept` included, gets the Prometheus text format.
+fn wants_openmetrics(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f32>() == Ok(0.0)
+                })
+            });
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
+}
+
+/// The same families in the Prometheus text format (0.0.4): a counter family is named after
+/// its `_total` samples, OpenMetrics' `unknown` type is `untyped`, and the `# UNIT` and `# EOF`
+/// lines (OpenMetrics only) go.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "].into_iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let total = if counters.contains(&name) {
+                "_total"
+            } else {
+                ""
+            };
+            let tail = if prefix == "# TYPE " && tail == "unknown" {
+                "untyped"
+            } else {
+                tail
+            };
+            Some(format!("{prefix}{name}{total} {tail}"))
+        });
+        match described {
+            Some(line) => out.push_str(line.trim_end()),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// `GET /metrics`. The database counts are refreshed first when due; a database that does not
 /// answer leaves them as they were.
 #[utoipa::path(
@@ -325,10 +386,13 @@ mod process {
     path = "/metrics",
     tag = "operations",
     responses(
-        (status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")
+        (status = 200, description = "The Prometheus text format (0.0.4); OpenMetrics text when `Accept` names `application/openmetrics-text`", content(
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        ))
     )
 )]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
     if m.counts_due() {
         match state.issuer.gauge_counts().await {
@@ -339,10 +403,56 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             Err(e) => tracing::warn!(error = %e, "metrics: counting sessions and revocations"),
         }
     }
-    match m.encode() {
-        Ok(body) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(body),
-        Err(_) => HttpResponse::InternalServerError().finish(),
+    let Ok(body) = m.encode() else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let (content_type, body) = if wants_openmetrics(&req) {
+        (OPENMETRICS, body)
+    } else {
+        (PROMETHEUS_TEXT, prometheus_text(&body))
+    };
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::VARY, "Accept"))
+        .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_renames_counters_and_drops_openmetrics_only_lines() {
+        let openmetrics = "# HELP logins Logins.\n# TYPE logins counter\n# UNIT logins \n\
+                           logins_total{outcome=\"ok\"} 3\n# HELP queue Queued.\n# TYPE queue gauge\n\
+                           queue 1\n# TYPE odd unknown\nodd 2\n# EOF\n";
+        assert_eq!(
+            prometheus_text(openmetrics),
+            "# HELP logins_total Logins.\n# TYPE logins_total counter\n\
+             logins_total{outcome=\"ok\"} 3\n# HELP queue Queued.\n# TYPE queue gauge\n\
+             queue 1\n# TYPE odd untyped\nodd 2\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_only_when_accept_names_it_without_q_zero() {
+        let wants = |accept: Option<&str>| {
+            let mut req = actix_web::test::TestRequest::default();
+            if let Some(accept) = accept {
+                req = req.insert_header((header::ACCEPT, accept));
+            }
+            wants_openmetrics(&req.to_http_request())
+        };
+        assert!(!wants(None));
+        assert!(!wants(Some("*/*")));
+        assert!(!wants(Some("text/plain;version=0.0.4")));
+        assert!(wants(Some("application/openmetrics-text")));
+        assert!(wants(Some(
+            "text/plain;q=0.3, Application/OpenMetrics-Text; version=1.0.0; q=0.5"
+        )));
+        assert!(!wants(Some("application/openmetrics-text; q=0")));
+        assert!(!wants(Some(
+            "application/openmetrics-text;q=0.0, text/plain"
+        )));
     }
 }

@@ -1,7 +1,7 @@
 //! JWKS, metadata, PEM endpoints, health, CORS.
 
 use crate::both_backends;
-use crate::helpers::{Backend, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
 
 both_backends!(
     jwks_publishes_active_and_next_with_caching_headers,
@@ -210,12 +210,25 @@ async fn metrics_count_requests_tokens_keys_sessions_and_the_process(backend: Ba
         .await;
     app.get("/nope").await;
     app.get("/admin/users/someone").await;
-    let resp = app.get("/metrics").await;
+    // What Prometheus sends: OpenMetrics preferred.
+    let resp = app
+        .get_with(
+            "/metrics",
+            &[(
+                "accept",
+                "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.1",
+            )],
+        )
+        .await;
     assert_eq!(resp.status, 200);
     assert!(
         resp.header("content-type")
             .unwrap()
             .starts_with("application/openmetrics-text; version=1.0.0")
+    );
+    assert!(
+        resp.header("vary")
+            .is_some_and(|v| v.split(',').any(|v| v.trim() == "Accept"))
     );
     let text = resp.text();
     let parsed = openmetrics_parser::openmetrics::parse_openmetrics(&text)
@@ -283,6 +296,53 @@ async fn metrics_count_requests_tokens_keys_sessions_and_the_process(backend: Ba
         "client input never becomes a label"
     );
     assert!(!text.contains(&app.admin_password()));
+    prometheus_text_unless_openmetrics_is_asked_for(&app).await;
+}
+
+/// Without `Accept` (curl, most scrapers' defaults) or with OpenMetrics refused, `/metrics`
+/// answers the Prometheus text format (CONTRACT.md §1), checked by a parser of that format:
+/// counters named after their `_total` samples, no OpenMetrics-only lines.
+async fn prometheus_text_unless_openmetrics_is_asked_for(app: &TestApp) {
+    for headers in [
+        &[][..],
+        &[("accept", "text/plain")][..],
+        &[("accept", "application/openmetrics-text; q=0, text/plain")][..],
+    ] {
+        let resp = app.get_with("/metrics", headers).await;
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.header("content-type").as_deref(),
+            Some("text/plain; version=0.0.4; charset=utf-8"),
+            "{headers:?}"
+        );
+        assert!(
+            resp.header("vary")
+                .is_some_and(|v| v.split(',').any(|v| v.trim() == "Accept"))
+        );
+        let text = resp.text();
+        let parsed = openmetrics_parser::prometheus::parse_prometheus(&text)
+            .unwrap_or_else(|e| panic!("not the Prometheus text format ({e:?}):\n{text}"));
+        for family in [
+            "jwt_issuer_token_requests_total",
+            "jwt_issuer_http_request_duration_seconds",
+            "jwt_issuer_password_hash_queue",
+            "process_cpu_seconds_total",
+        ] {
+            assert!(
+                parsed.families.contains_key(family),
+                "no {family} in:\n{text}"
+            );
+        }
+        assert!(text.contains("# TYPE jwt_issuer_token_requests_total counter\n"));
+        assert!(
+            text.lines().any(|l| l
+                == "jwt_issuer_token_requests_total{grant_type=\"password\",outcome=\"ok\"} 1")
+        );
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+    }
 }
 
 async fn metrics_bind_serves_metrics_on_their_own_listener_only(backend: Backend) {
