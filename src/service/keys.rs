@@ -577,6 +577,7 @@ pub async fn generate_off_thread(
 pub async fn watch(db: crate::db::Db, keys: std::sync::Arc<KeyStore>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = crate::service::failures::Failures::default();
     loop {
         tick.tick().await;
         let result = async {
@@ -608,11 +609,6 @@ pub async fn watch(db: crate::db::Db, keys: std::sync::Arc<KeyStore>) {
             .await
         }
         .await;
-        if let Err(e) = result {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "key ring refresh failed; keeping the current keys"
-            );
-        }
+        failures.log("key ring refresh", &result);
     }
 }

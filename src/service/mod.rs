@@ -14,6 +14,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod clients;
 pub mod credentials;
+pub mod failures;
 pub mod grants;
 pub mod kek;
 pub mod keyring;

@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::db::registry::{self, ClientRow, ScopeRow};
 use crate::db::{Db, DbConn};
 use crate::domain::{Audience, ClientId, ClientSecret, GrantType, Role, Roles, Scope, ScopeName};
+use crate::service::failures::Failures;
 
 /// The scopes a client may request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -477,15 +478,12 @@ pub const REGISTRY_REFRESH: Duration = Duration::from_secs(2);
 pub async fn watch(db: Db, store: Arc<RegistryStore>) {
     let mut tick = tokio::time::interval(REGISTRY_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = Failures::default();
     loop {
         tick.tick().await;
         let store = store.clone();
-        if let Err(e) = db.run(move |conn| store.refresh(conn)).await {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "client registry refresh failed; keeping the current one"
-            );
-        }
+        let outcome = db.run(move |conn| store.refresh(conn)).await;
+        failures.log("client registry refresh", &outcome);
     }
 }
 
