@@ -445,7 +445,7 @@ def table(results):
              f"argon2id limit {lim['argon2_hashes_per_s']:.1f} hashes/s (own hasher, "
              f"{lim['hash_threads']} threads, no HTTP).", "",
              "| row | backend | rate/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|"]
-    def rate(r):
+    def rate_cell(r):
         share = ""
         if "share_of_limit" in r:
             share = (f" ({r['share_of_limit']:.0%} of the limit measured around it: "
@@ -454,10 +454,10 @@ def table(results):
     for backend, rows in results["backends"].items():
         for name in ("login", "refresh RS256", "refresh ES256", "jwks"):
             r = rows[name]
-            lines.append(f"| {name} | {backend} | {rate(r)} | {r['p50_ms']:.1f} | "
+            lines.append(f"| {name} | {backend} | {rate_cell(r)} | {r['p50_ms']:.1f} | "
                          f"{r['p99_ms']:.1f} | {r['non2xx'] + r['socket_errors']} |")
         m = rows["mixed"]
-        lines.append(f"| mixed: login flood | {backend} | {rate(m['login'])} | "
+        lines.append(f"| mixed: login flood | {backend} | {rate_cell(m['login'])} | "
                      f"{m['login']['p50_ms']:.1f} | {m['login']['p99_ms']:.1f} | "
                      f"{m['login']['non2xx'] + m['login']['socket_errors']} |")
         for name, rate in (("jwks", 200), ("refresh", 100)):
@@ -526,10 +526,10 @@ def main():
             sys.path.insert(0, HERE)
             import load_peers
             results["peers"], results["peer_rss"] = load_peers.measure(work, wrk, Peak)
-        print(table(results))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2)
+        print(table(results))
         if not all(rows["memory_ok"] for rows in results["backends"].values()):
             sys.exit("the memory bound was broken (see the RSS table)")
     finally:
