@@ -1,7 +1,7 @@
 //! JWKS, metadata, PEM endpoints, health, CORS.
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, Resp, TestApp, spawn_app, spawn_app_with};
 
 both_backends!(
     jwks_publishes_active_and_next_with_caching_headers,
@@ -226,10 +226,7 @@ async fn metrics_count_requests_tokens_keys_sessions_and_the_process(backend: Ba
             .unwrap()
             .starts_with("application/openmetrics-text; version=1.0.0")
     );
-    assert!(
-        resp.header("vary")
-            .is_some_and(|v| v.split(',').any(|v| v.trim() == "Accept"))
-    );
+    assert_varies_on_accept(&resp);
     let text = resp.text();
     let parsed = openmetrics_parser::openmetrics::parse_openmetrics(&text)
         .unwrap_or_else(|e| panic!("not OpenMetrics ({e:?}):\n{text}"));
@@ -299,6 +296,16 @@ async fn metrics_count_requests_tokens_keys_sessions_and_the_process(backend: Ba
     prometheus_text_unless_openmetrics_is_asked_for(&app).await;
 }
 
+/// `/metrics` negotiates its format, so caches must key it on `Accept` (beside CORS's own
+/// `Vary` entries).
+fn assert_varies_on_accept(resp: &Resp) {
+    let vary = resp.header("vary").unwrap_or_default();
+    assert!(
+        vary.split(',').any(|v| v.trim() == "Accept"),
+        "Vary: {vary}"
+    );
+}
+
 /// Without `Accept` (curl, most scrapers' defaults) or with OpenMetrics refused, `/metrics`
 /// answers the Prometheus text format (CONTRACT.md §1), checked by a parser of that format:
 /// counters named after their `_total` samples, no OpenMetrics-only lines.
@@ -315,10 +322,7 @@ async fn prometheus_text_unless_openmetrics_is_asked_for(app: &TestApp) {
             Some("text/plain; version=0.0.4; charset=utf-8"),
             "{headers:?}"
         );
-        assert!(
-            resp.header("vary")
-                .is_some_and(|v| v.split(',').any(|v| v.trim() == "Accept"))
-        );
+        assert_varies_on_accept(&resp);
         let text = resp.text();
         let parsed = openmetrics_parser::prometheus::parse_prometheus(&text)
             .unwrap_or_else(|e| panic!("not the Prometheus text format ({e:?}):\n{text}"));
