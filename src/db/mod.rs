@@ -367,6 +367,20 @@ where
     }
 }
 
+/// Checks, in debug builds, that `conn` is inside a transaction: for functions that are one
+/// part of their caller's write transaction and would be wrong alone (an advisory lock outside
+/// a transaction ends with its statement).
+pub fn debug_assert_in_tx(conn: &mut DbConn) {
+    debug_assert!(
+        matches!(
+            <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+                .transaction_depth(),
+            Ok(Some(_))
+        ),
+        "expected to run inside a transaction"
+    );
+}
+
 /// Whether `e` says the database could not be reached (no connection within the pool's
 /// timeout, a connection lost mid-request) rather than that a query was wrong: such a request
 /// answers 503 and may be retried, and the service recovers by itself when the database

@@ -62,17 +62,16 @@ pub enum Rotation {
     Unknown,
 }
 
-/// Starts a family at a login, with its first token.
+/// Starts a family at a login, with its first token, as part of the caller's write transaction.
 pub fn start_family(conn: &mut DbConn, family: &FamilyRow, token: &TokenRow) -> QueryResult<()> {
-    write_tx(conn, |conn| {
-        diesel::insert_into(refresh_families::table)
-            .values(family.clone())
-            .execute(conn)?;
-        diesel::insert_into(refresh_tokens::table)
-            .values(token)
-            .execute(conn)?;
-        Ok(())
-    })
+    super::debug_assert_in_tx(conn);
+    diesel::insert_into(refresh_families::table)
+        .values(family.clone())
+        .execute(conn)?;
+    diesel::insert_into(refresh_tokens::table)
+        .values(token)
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The token whose hash is `token_hash`, with its family and user, whatever their state.

@@ -10,7 +10,7 @@
 //! in a fixed order; on SQLite the write transaction holds the database lock.
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Array, Text};
 
 use super::schema::login_attempts;
 use super::{DbConn, write_tx};
@@ -46,50 +46,70 @@ pub fn lock_after(failures: i32, limit: i32) -> i64 {
     (BASE_LOCK_SECS << doublings).min(MAX_LOCK_SECS)
 }
 
-/// Serialises transactions on these keys (PostgreSQL; SQLite's write lock already does).
-fn lock_keys(conn: &mut DbConn, counters: &[Counter]) -> QueryResult<()> {
+/// The keys of one attempt: every function here takes all of them at once, so that each
+/// statement has one shape, prepared once per connection.
+pub type Counters = [Counter; 3];
+
+/// Serialises transactions on these keys (PostgreSQL; SQLite's write lock already does), in
+/// one statement taking the locks in a fixed order.
+fn lock_keys(conn: &mut DbConn, counters: &Counters) -> QueryResult<()> {
     if let DbConn::Pg(pg) = conn {
         let mut keys: Vec<&str> = counters.iter().map(|c| c.key.as_str()).collect();
         keys.sort_unstable();
-        for key in keys {
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-                .bind::<Text, _>(key)
-                .execute(pg)?;
-        }
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) \
+             FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
+        )
+        .bind::<Array<Text>, _>(keys)
+        .execute(pg)?;
     }
     Ok(())
 }
 
-fn rows(conn: &mut DbConn, counters: &[Counter]) -> QueryResult<Vec<AttemptRow>> {
-    let keys: Vec<&str> = counters.iter().map(|c| c.key.as_str()).collect();
+fn rows(conn: &mut DbConn, counters: &Counters) -> QueryResult<Vec<AttemptRow>> {
+    let [a, b, c] = counters;
     login_attempts::table
-        .filter(login_attempts::key.eq_any(keys))
+        .filter(
+            login_attempts::key
+                .eq(&a.key)
+                .or(login_attempts::key.eq(&b.key))
+                .or(login_attempts::key.eq(&c.key)),
+        )
         .select(AttemptRow::as_select())
         .load(conn)
 }
 
-fn store(conn: &mut DbConn, row: &AttemptRow, existed: bool) -> QueryResult<()> {
-    if existed {
-        diesel::update(login_attempts::table.find(&row.key))
-            .set((
-                login_attempts::failures.eq(row.failures),
-                login_attempts::window_start.eq(row.window_start),
-                login_attempts::locked_until.eq(row.locked_until),
-            ))
-            .execute(conn)?;
-    } else {
-        diesel::insert_into(login_attempts::table)
-            .values(row)
-            .execute(conn)?;
+/// Writes the three rows, inserting those that are missing: in one statement on PostgreSQL
+/// (one round trip); SQLite (in-process, where diesel has no multi-row upsert) takes three of
+/// one prepared statement.
+fn store(conn: &mut DbConn, rows: &[AttemptRow; 3]) -> QueryResult<()> {
+    use diesel::upsert::excluded;
+    macro_rules! upsert {
+        ($values:expr) => {
+            diesel::insert_into(login_attempts::table)
+                .values($values)
+                .on_conflict(login_attempts::key)
+                .do_update()
+                .set((
+                    login_attempts::failures.eq(excluded(login_attempts::failures)),
+                    login_attempts::window_start.eq(excluded(login_attempts::window_start)),
+                    login_attempts::locked_until.eq(excluded(login_attempts::locked_until)),
+                ))
+        };
     }
-    Ok(())
+    match conn {
+        DbConn::Pg(c) => upsert!(rows).execute(c).map(drop),
+        DbConn::Sqlite(c) => rows
+            .iter()
+            .try_for_each(|row| upsert!(row).execute(c).map(drop)),
+    }
 }
 
 /// Reserves one attempt on every counter: `Some(seconds)` when a key is locked (nothing is
 /// counted then), else `None` after counting the attempt as a failure on each key.
 pub fn reserve(
     conn: &mut DbConn,
-    counters: &[Counter],
+    counters: &Counters,
     window: i64,
     now: i64,
 ) -> QueryResult<Option<i64>> {
@@ -104,72 +124,63 @@ pub fn reserve(
         {
             return Ok(Some(wait));
         }
-        for counter in counters {
-            let existing = stored.iter().find(|r| r.key == counter.key);
-            let (failures, window_start) = match existing {
-                Some(r) if now - r.window_start < window => {
+        let counted = counters.clone().map(|counter| {
+            let (failures, window_start) = match stored.iter().find(|r| r.key == counter.key) {
+                // A counter given back to zero starts a new window at its next failure.
+                Some(r) if r.failures > 0 && now - r.window_start < window => {
                     (r.failures.saturating_add(1), r.window_start)
                 }
                 _ => (1, now),
             };
             let lock = lock_after(failures, counter.limit);
-            let row = AttemptRow {
-                key: counter.key.clone(),
+            AttemptRow {
+                key: counter.key,
                 failures,
                 window_start,
                 locked_until: if lock > 0 { now + lock } else { 0 },
-            };
-            store(conn, &row, existing.is_some())?;
-        }
+            }
+        });
+        store(conn, &counted)?;
         Ok(None)
     })
 }
 
-/// Gives back a reservation whose attempt succeeded: each counter drops by one (unlocking it
-/// when it falls under its limit); the `forget` keys are deleted outright.
+/// Gives back a reservation whose attempt succeeded, as part of the caller's write
+/// transaction: each counter drops by one (unlocking it when it falls under its limit); the
+/// `forget` keys start over, as if they had never failed.
 pub fn release(
     conn: &mut DbConn,
-    counters: &[Counter],
+    counters: &Counters,
     forget: &[&str],
-    _now: i64,
+    now: i64,
 ) -> QueryResult<()> {
-    write_tx(conn, |conn| {
-        lock_keys(conn, counters)?;
-        for row in rows(conn, counters)? {
-            if forget.contains(&row.key.as_str()) {
-                diesel::delete(login_attempts::table.find(&row.key)).execute(conn)?;
-                continue;
-            }
-            let Some(counter) = counters.iter().find(|c| c.key == row.key) else {
-                continue;
-            };
-            let failures = (row.failures - 1).max(0);
-            let locked_until = if failures < counter.limit {
-                0
-            } else {
-                row.locked_until
-            };
-            store(
-                conn,
-                &AttemptRow {
+    super::debug_assert_in_tx(conn);
+    lock_keys(conn, counters)?;
+    let stored = rows(conn, counters)?;
+    let given_back = counters.clone().map(|counter| {
+        let fresh = AttemptRow {
+            key: counter.key.clone(),
+            failures: 0,
+            window_start: now,
+            locked_until: 0,
+        };
+        match stored.iter().find(|r| r.key == counter.key) {
+            Some(row) if !forget.contains(&row.key.as_str()) => {
+                let failures = (row.failures - 1).max(0);
+                AttemptRow {
                     failures,
-                    locked_until,
-                    ..row
-                },
-                true,
-            )?;
+                    locked_until: if failures < counter.limit {
+                        0
+                    } else {
+                        row.locked_until
+                    },
+                    ..row.clone()
+                }
+            }
+            _ => fresh,
         }
-        Ok(())
-    })
-}
-
-/// Seconds until any of `counters` may try again, or `None` when none is locked.
-pub fn locked_for(conn: &mut DbConn, counters: &[Counter], now: i64) -> QueryResult<Option<i64>> {
-    Ok(rows(conn, counters)?
-        .iter()
-        .filter(|r| r.locked_until > now)
-        .map(|r| r.locked_until - now)
-        .max())
+    });
+    store(conn, &given_back)
 }
 
 /// Deletes rows whose lock has ended and whose window has closed; returns how many.

@@ -8,13 +8,13 @@
 use std::net::IpAddr;
 
 use crate::config::Limits;
-use crate::db::DbConn;
-use crate::db::throttle::{self, Counter};
+use crate::db::throttle::{self, Counter, Counters};
+use crate::db::{DbConn, write_tx};
 
 /// The counters one password attempt touches.
 #[derive(Debug, Clone)]
 pub struct Attempt {
-    counters: Vec<Counter>,
+    counters: Counters,
 }
 
 /// The address as counted: IPv4 whole, IPv6 by its /64 (one host usually holds a whole /64).
@@ -37,7 +37,7 @@ impl Attempt {
     pub fn new(limits: &Limits, username: &str, address: Option<IpAddr>) -> Self {
         let address = address_key(address);
         Self {
-            counters: vec![
+            counters: [
                 Counter {
                     key: format!("ua\u{1f}{username}\u{1f}{address}"),
                     limit: limits.per_user_address,
@@ -67,11 +67,14 @@ impl Attempt {
 
     /// Nothing was checked after all (the hasher was busy): the reservation is given back.
     pub fn cancel(&self, conn: &mut DbConn, now: i64) -> diesel::QueryResult<()> {
-        throttle::release(conn, &self.counters, &[], now)
+        write_tx(conn, |conn| {
+            throttle::release(conn, &self.counters, &[], now)
+        })
     }
 
     /// The password was right: the reservation is given back, and this username's failures
-    /// from this address are forgotten.
+    /// from this address are forgotten. Part of the caller's write transaction (the login's
+    /// session is recorded in the same one).
     pub fn succeeded(&self, conn: &mut DbConn, now: i64) -> diesel::QueryResult<()> {
         let pair = self.counters[0].key.as_str();
         throttle::release(conn, &self.counters, &[pair], now)

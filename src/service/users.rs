@@ -271,7 +271,7 @@ impl Issuer {
             })?;
         // The current password was right: the attempt is given back whatever follows.
         self.db
-            .run(move |conn| Ok(attempt.succeeded(conn, now)?))
+            .run(move |conn| Ok(write_tx(conn, |conn| attempt.succeeded(conn, now))?))
             .await?;
         let new = Password::for_new_user(new, &user.username).map_err(UserError::BadPassword)?;
         let hash = self.hasher.hash(new).await?;
