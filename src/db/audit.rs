@@ -7,8 +7,8 @@
 
 use diesel::prelude::*;
 
-use super::DbConn;
 use super::schema::audit_log;
+use super::{DbConn, on_backend};
 
 /// A stored audit event.
 #[derive(Queryable, Selectable, Debug, Clone)]
@@ -116,7 +116,7 @@ impl EventKind {
 
 /// An event to record.
 #[derive(Insertable, Debug)]
-#[diesel(table_name = audit_log)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 struct NewEvent<'a> {
     pub at: i64,
     pub event: &'a str,
@@ -132,10 +132,12 @@ struct NewEvent<'a> {
 
 /// Appends one event.
 fn record(conn: &mut DbConn, event: &NewEvent<'_>) -> QueryResult<()> {
-    diesel::insert_into(audit_log::table)
-        .values(event)
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |c| {
+        diesel::insert_into(audit_log::table)
+            .values(event)
+            .execute(c)
+    })
+    .map(drop)
 }
 
 /// An event owned whole, to move into blocking database work.

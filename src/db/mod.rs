@@ -44,6 +44,27 @@ const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 /// allows.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Runs a query written once on the connection of its own backend: `on_backend!(conn, |c|
+/// query.execute(c))`. Through [`DbConn`] diesel renders a query's SQL again at every
+/// execution, twice (to find whether it may be cached, and beside collecting its binds); on
+/// the backend's own connection a query of fixed shape is found in the prepared-statement cache
+/// by its type. Under a refresh flood that rendering was about a tenth of the SQLite writer's
+/// time, so the statements of the hot paths (refresh, login) run this way; the rest go through
+/// [`DbConn`].
+///
+/// The Insertable rows they write say `treat_none_as_default_value = false`: a `None` is then
+/// bound as NULL (none of their nullable columns has another default) instead of leaving the
+/// column out, which would give the statement a shape per combination of `None`s.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// A connection to either backend; queries written once against it run on both.
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {

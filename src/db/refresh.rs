@@ -9,12 +9,12 @@ use diesel::prelude::*;
 use super::batch::Batched;
 use super::schema::{issued_access_tokens, refresh_families, refresh_tokens, users};
 use super::users::UserRow;
-use super::{DbConn, write_tx};
+use super::{DbConn, on_backend, write_tx};
 use crate::domain::UserId;
 
 /// A refresh family: everything that started at one login.
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
-#[diesel(table_name = refresh_families)]
+#[diesel(table_name = refresh_families, treat_none_as_default_value = false)]
 pub struct FamilyRow {
     pub id: String,
     #[diesel(deserialize_as = String, serialize_as = String)]
@@ -35,7 +35,7 @@ pub struct FamilyRow {
 
 /// A refresh token, by the SHA-256 (hex) of its value.
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
-#[diesel(table_name = refresh_tokens)]
+#[diesel(table_name = refresh_tokens, treat_none_as_default_value = false)]
 pub struct TokenRow {
     pub token_hash: String,
     pub family_id: String,
@@ -65,13 +65,15 @@ pub enum Rotation {
 /// Starts a family at a login, with its first token, as part of the caller's write transaction.
 pub fn start_family(conn: &mut DbConn, family: &FamilyRow, token: &TokenRow) -> QueryResult<()> {
     super::debug_assert_in_tx(conn);
-    diesel::insert_into(refresh_families::table)
-        .values(family.clone())
-        .execute(conn)?;
-    diesel::insert_into(refresh_tokens::table)
-        .values(token)
-        .execute(conn)?;
-    Ok(())
+    on_backend!(conn, |c| {
+        diesel::insert_into(refresh_families::table)
+            .values(family.clone())
+            .execute(c)?;
+        diesel::insert_into(refresh_tokens::table)
+            .values(token)
+            .execute(c)
+    })
+    .map(drop)
 }
 
 /// The token whose hash is `token_hash`, with its family and user, whatever their state.
@@ -79,29 +81,33 @@ pub fn find(
     conn: &mut DbConn,
     token_hash: &str,
 ) -> QueryResult<Option<(TokenRow, FamilyRow, UserRow)>> {
-    refresh_tokens::table
-        .inner_join(refresh_families::table.inner_join(users::table))
-        .filter(refresh_tokens::token_hash.eq(token_hash))
-        .select((
-            TokenRow::as_select(),
-            FamilyRow::as_select(),
-            UserRow::as_select(),
-        ))
-        .get_result(conn)
-        .optional()
+    on_backend!(conn, |c| {
+        refresh_tokens::table
+            .inner_join(refresh_families::table.inner_join(users::table))
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .select((
+                TokenRow::as_select(),
+                FamilyRow::as_select(),
+                UserRow::as_select(),
+            ))
+            .get_result(c)
+            .optional()
+    })
 }
 
 /// Marks a live token used. Only one transaction can flip `used_at` from NULL, on one instance
 /// or several sharing a database: the one that gets `true` rotates, any other lost the race.
 fn claim(conn: &mut DbConn, token_hash: &str, now: i64) -> QueryResult<bool> {
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::token_hash.eq(token_hash))
-            .filter(refresh_tokens::used_at.is_null())
-            .filter(refresh_tokens::expires_at.gt(now)),
-    )
-    .set(refresh_tokens::used_at.eq(now))
-    .execute(conn)
+    on_backend!(conn, |c| {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(token_hash))
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(now)),
+        )
+        .set(refresh_tokens::used_at.eq(now))
+        .execute(c)
+    })
     .map(|n| n == 1)
 }
 
@@ -222,19 +228,21 @@ fn postgres_only() -> diesel::result::Error {
 
 /// Stores a family's next token, and marks the family used now.
 fn insert_token(conn: &mut DbConn, token: &TokenRow) -> QueryResult<()> {
-    diesel::insert_into(refresh_tokens::table)
-        .values(token)
-        .execute(conn)?;
-    diesel::update(refresh_families::table.find(&token.family_id))
-        .set(refresh_families::last_used_at.eq(token.created_at))
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |c| {
+        diesel::insert_into(refresh_tokens::table)
+            .values(token)
+            .execute(c)?;
+        diesel::update(refresh_families::table.find(&token.family_id))
+            .set(refresh_families::last_used_at.eq(token.created_at))
+            .execute(c)
+    })
+    .map(drop)
 }
 
 /// An access token issued to a user, kept until it expires so that ending its session (or
 /// disabling the user) can deny it.
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
-#[diesel(table_name = issued_access_tokens)]
+#[diesel(table_name = issued_access_tokens, treat_none_as_default_value = false)]
 pub struct IssuedRow {
     pub jti: String,
     #[diesel(deserialize_as = String, serialize_as = String)]
@@ -246,10 +254,12 @@ pub struct IssuedRow {
 
 /// Records an issued access token.
 pub fn record_issued(conn: &mut DbConn, row: &IssuedRow) -> QueryResult<()> {
-    diesel::insert_into(issued_access_tokens::table)
-        .values(row.clone())
-        .execute(conn)
-        .map(|_| ())
+    on_backend!(conn, |c| {
+        diesel::insert_into(issued_access_tokens::table)
+            .values(row.clone())
+            .execute(c)
+    })
+    .map(drop)
 }
 
 /// The session an access token came from, if it came from one.

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Text};
 
 use super::schema::login_attempts;
-use super::{DbConn, write_tx};
+use super::{DbConn, on_backend, write_tx};
 
 /// The first lock; each further failure beyond the limit doubles it, up to [`MAX_LOCK_SECS`].
 pub const BASE_LOCK_SECS: i64 = 30;
@@ -68,15 +68,17 @@ fn lock_keys(conn: &mut DbConn, counters: &Counters) -> QueryResult<()> {
 
 fn rows(conn: &mut DbConn, counters: &Counters) -> QueryResult<Vec<AttemptRow>> {
     let [a, b, c] = counters;
-    login_attempts::table
-        .filter(
-            login_attempts::key
-                .eq(&a.key)
-                .or(login_attempts::key.eq(&b.key))
-                .or(login_attempts::key.eq(&c.key)),
-        )
-        .select(AttemptRow::as_select())
-        .load(conn)
+    on_backend!(conn, |conn| {
+        login_attempts::table
+            .filter(
+                login_attempts::key
+                    .eq(&a.key)
+                    .or(login_attempts::key.eq(&b.key))
+                    .or(login_attempts::key.eq(&c.key)),
+            )
+            .select(AttemptRow::as_select())
+            .load(conn)
+    })
 }
 
 /// Writes the three rows, inserting those that are missing: in one statement on PostgreSQL

@@ -2,8 +2,8 @@
 
 use diesel::prelude::*;
 
-use super::DbConn;
 use super::schema::users;
+use super::{DbConn, on_backend};
 use crate::domain::UserId;
 
 /// A stored user.
@@ -55,11 +55,13 @@ pub fn insert(conn: &mut DbConn, user: &NewUser<'_>) -> QueryResult<()> {
 
 /// Looks a user up by username (an indexed lookup).
 pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option<UserRow>> {
-    users::table
-        .filter(users::username.eq(username))
-        .select(UserRow::as_select())
-        .get_result(conn)
-        .optional()
+    on_backend!(conn, |c| {
+        users::table
+            .filter(users::username.eq(username))
+            .select(UserRow::as_select())
+            .get_result(c)
+            .optional()
+    })
 }
 
 /// Looks a user up by id.
