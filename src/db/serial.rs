@@ -66,8 +66,10 @@ const CATCH_UP_PACE: Duration = Duration::from_millis(2);
 
 /// Frames of log (with 2 KiB pages, 256 MiB) beyond which the checkpointer makes sure the
 /// writer starts the log over. Every such time holds the writer up for a copy and two `fsync`s
-/// (5–30 ms on the development machine): under a flood of refreshes, every 2 s or so (with a
-/// 64 MiB limit, twice a second, and a refresh p99 of 20–21 ms instead of 10–12.5 ms).
+/// (paced, see [`CATCH_UP_PACE`]: often under 15 ms on the development machine, 30–60 ms when
+/// its disk is slow): under a flood of refreshes, every 1–2 s (with a 64 MiB limit, twice a
+/// second, and a refresh p99 of 20–21 ms instead of 10–12.5 ms; with 1 GiB, a p99 of
+/// 140–220 ms).
 const MAX_LOG_FRAMES: i32 = 131_072;
 
 /// The database could not take the work (no connection, a lock held elsewhere beyond the busy
