@@ -10,6 +10,7 @@ both_backends!(
     access_tokens_expire_with_their_lifetime,
     refresh_tokens_expire_when_idle,
     a_throttle_lock_ends_after_its_time,
+    failures_after_a_login_count_in_a_window_of_their_own,
 );
 
 async fn access_tokens_expire_with_their_lifetime(backend: Backend) {
@@ -48,6 +49,27 @@ async fn refresh_tokens_expire_when_idle(backend: Backend) {
     let rt = used.json()["refresh_token"].as_str().unwrap().to_owned();
     app.clock.advance(601);
     app.refresh(&rt).await.assert_error(400, "invalid_grant");
+}
+
+/// A successful login starts its (username, address) count over: the next failure opens a new
+/// window then, not one that began before the login and would close early.
+async fn failures_after_a_login_count_in_a_window_of_their_own(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    assert_eq!(app.login("admin", &app.admin_password()).await.status, 200);
+    // Five failures inside 20 seconds, the first 890 s after the login (the window is 900 s).
+    app.clock.advance(890);
+    for _ in 0..4 {
+        app.login("admin", "wrong")
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    app.clock.advance(20);
+    app.login("admin", "wrong")
+        .await
+        .assert_error(400, "invalid_grant");
+    app.login("admin", &app.admin_password())
+        .await
+        .assert_error(429, "too_many_requests");
 }
 
 async fn a_throttle_lock_ends_after_its_time(backend: Backend) {
