@@ -645,25 +645,46 @@ pub fn sha256_hex(text: &str) -> String {
 
 /// A TCP proxy to a database server that a test can take away and bring back: the service
 /// behind it sees a real outage (connections cut, new ones refused) without anyone stopping
-/// the shared server.
+/// the shared server. Its port stays bound through the outage (by a socket that does not
+/// listen, so connections are refused): released, it was taken meanwhile by another test's
+/// connection or listener once (EADDRINUSE when the database came back).
 pub struct TcpProxy {
     pub port: u16,
     target: String,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The port during an outage: bound, not listening.
+    held: Option<tokio::net::TcpSocket>,
 }
 
 impl TcpProxy {
     /// Starts forwarding a free local port to `target` (`host:port`).
     pub async fn start(target: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let socket = Self::socket(0);
+        let port = socket.local_addr().unwrap().port();
         let mut proxy = Self {
             port,
             target: target.to_owned(),
             task: None,
+            held: None,
         };
-        proxy.task = Some(Self::serve(listener, proxy.target.clone()));
+        proxy.task = Some(Self::serve(
+            socket.listen(1024).unwrap(),
+            proxy.target.clone(),
+        ));
         proxy
+    }
+
+    /// A socket bound to `port` (0: any free one) that another socket may share while both
+    /// exist (`SO_REUSEPORT`), so that the port is never free between the listener and its
+    /// stand-in.
+    fn socket(port: u16) -> tokio::net::TcpSocket {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.set_reuseport(true).unwrap();
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .unwrap();
+        socket
     }
 
     fn serve(listener: tokio::net::TcpListener, target: String) -> tokio::task::JoinHandle<()> {
@@ -683,6 +704,9 @@ impl TcpProxy {
 
     /// The outage: every connection is cut and the port refuses new ones.
     pub async fn stop(&mut self) {
+        if self.held.is_none() {
+            self.held = Some(Self::socket(self.port));
+        }
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
@@ -691,10 +715,11 @@ impl TcpProxy {
 
     /// The database is back, on the same port.
     pub async fn resume(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .unwrap();
-        self.task = Some(Self::serve(listener, self.target.clone()));
+        let socket = self.held.take().unwrap_or_else(|| Self::socket(self.port));
+        self.task = Some(Self::serve(
+            socket.listen(1024).unwrap(),
+            self.target.clone(),
+        ));
     }
 }
 

@@ -32,6 +32,9 @@ async fn postgres_outage_answers_503_fast_serves_keys_from_memory_and_recovers()
     let admin = app.admin_token().await;
 
     proxy.stop().await;
+    // Refused, as by a stopped server (the port stays the proxy's).
+    let refused = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     let pw = app.admin_password();
     for what in [
         "password login",
