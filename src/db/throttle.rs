@@ -9,8 +9,12 @@
 //! hashed. On PostgreSQL the keys are serialised with transaction-scoped advisory locks, taken
 //! in a fixed order; on SQLite the write transaction holds the database lock.
 
+use diesel::backend::Backend;
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text};
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{Array, BigInt, Integer, Text};
 
 use super::schema::login_attempts;
 use super::{DbConn, on_backend, write_tx};
@@ -20,7 +24,7 @@ pub const BASE_LOCK_SECS: i64 = 30;
 /// The longest lock.
 pub const MAX_LOCK_SECS: i64 = 15 * 60;
 
-#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[derive(Queryable, Selectable, Debug, Clone)]
 #[diesel(table_name = login_attempts)]
 struct AttemptRow {
     key: String,
@@ -56,15 +60,31 @@ fn lock_keys(conn: &mut DbConn, counters: &Counters) -> QueryResult<()> {
     if let DbConn::Pg(pg) = conn {
         let mut keys: Vec<&str> = counters.iter().map(|c| c.key.as_str()).collect();
         keys.sort_unstable();
-        diesel::sql_query(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) \
-             FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
-        )
-        .bind::<Array<Text>, _>(keys)
-        .execute(pg)?;
+        LockKeys(keys).execute(pg)?;
     }
     Ok(())
 }
+
+/// `lock_keys`'s statement. Its own type, rather than `sql_query` (which diesel never keeps
+/// prepared), so that each connection parses and plans it once: a login runs it twice, and
+/// parsing it anew each time was a measurable part of PostgreSQL's work in a login flood.
+struct LockKeys<'a>(Vec<&'a str>);
+
+impl QueryId for LockKeys<'_> {
+    type QueryId = LockKeys<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for LockKeys<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.0)?;
+        out.push_sql(") WITH ORDINALITY AS t(k, n) ORDER BY n");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<PgConnection> for LockKeys<'_> {}
 
 fn rows(conn: &mut DbConn, counters: &Counters) -> QueryResult<Vec<AttemptRow>> {
     let [a, b, c] = counters;
@@ -81,31 +101,52 @@ fn rows(conn: &mut DbConn, counters: &Counters) -> QueryResult<Vec<AttemptRow>> 
     })
 }
 
-/// Writes the three rows, inserting those that are missing: in one statement on PostgreSQL
-/// (one round trip); SQLite (in-process, where diesel has no multi-row upsert) takes three of
-/// one prepared statement.
+/// Writes the three rows, inserting those that are missing, in one statement.
 fn store(conn: &mut DbConn, rows: &[AttemptRow; 3]) -> QueryResult<()> {
-    use diesel::upsert::excluded;
-    macro_rules! upsert {
-        ($values:expr) => {
-            diesel::insert_into(login_attempts::table)
-                .values($values)
-                .on_conflict(login_attempts::key)
-                .do_update()
-                .set((
-                    login_attempts::failures.eq(excluded(login_attempts::failures)),
-                    login_attempts::window_start.eq(excluded(login_attempts::window_start)),
-                    login_attempts::locked_until.eq(excluded(login_attempts::locked_until)),
-                ))
-        };
-    }
-    match conn {
-        DbConn::Pg(c) => upsert!(rows).execute(c).map(drop),
-        DbConn::Sqlite(c) => rows
-            .iter()
-            .try_for_each(|row| upsert!(row).execute(c).map(drop)),
+    on_backend!(conn, |c| Store(rows).execute(c).map(drop))
+}
+
+/// `store`'s statement: a three-row upsert. Written out because diesel's own upsert (`DO
+/// UPDATE`) is never kept prepared, and has no multi-row form on SQLite; this one is prepared
+/// once per connection on both backends.
+struct Store<'a>(&'a [AttemptRow; 3]);
+
+impl QueryId for Store<'_> {
+    type QueryId = Store<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> QueryFragment<DB> for Store<'_>
+where
+    DB: Backend,
+    String: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
+    i64: ToSql<BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql(
+            "INSERT INTO login_attempts (key, failures, window_start, locked_until) VALUES ",
+        );
+        for (i, row) in self.0.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<Text, _>(&row.key)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Integer, _>(&row.failures)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&row.window_start)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&row.locked_until)?;
+            out.push_sql(")");
+        }
+        out.push_sql(
+            " ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+             window_start = excluded.window_start, locked_until = excluded.locked_until",
+        );
+        Ok(())
     }
 }
+
+impl<Conn> RunQueryDsl<Conn> for Store<'_> {}
 
 /// Reserves one attempt on every counter: `Some(seconds)` when a key is locked (nothing is
 /// counted then), else `None` after counting the attempt as a failure on each key.
@@ -198,6 +239,27 @@ pub fn purge_stale(conn: &mut DbConn, window: i64, now: i64) -> QueryResult<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both statements of a login's throttle are kept prepared (diesel's `sql_query` and its
+    /// upsert never are).
+    #[test]
+    fn the_throttle_statements_are_kept_prepared() {
+        use diesel::sqlite::Sqlite;
+        let row = |key: &str| AttemptRow {
+            key: key.into(),
+            failures: 1,
+            window_start: 0,
+            locked_until: 0,
+        };
+        let rows = [row("ua"), row("a"), row("u")];
+        let lock = LockKeys(vec!["a", "u", "ua"]);
+        const { assert!(LockKeys::HAS_STATIC_QUERY_ID && Store::HAS_STATIC_QUERY_ID) };
+        assert!(lock.is_safe_to_cache_prepared(&Pg).unwrap());
+        assert!(QueryFragment::<Pg>::is_safe_to_cache_prepared(&Store(&rows), &Pg).unwrap());
+        assert!(
+            QueryFragment::<Sqlite>::is_safe_to_cache_prepared(&Store(&rows), &Sqlite).unwrap()
+        );
+    }
 
     #[test]
     fn locks_grow_and_cap() {
