@@ -103,7 +103,7 @@ impl EventKind {
     }
 
     /// Failures anyone can cause without credentials: repeats fold into one row.
-    fn folds(self) -> bool {
+    pub(crate) fn folds(self) -> bool {
         matches!(
             self,
             Self::LoginFailed

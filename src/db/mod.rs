@@ -65,6 +65,21 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
+/// Pushes bind parameters separated by commas, into a statement's `walk_ast`:
+/// `binds!(out: Text = &a, BigInt = &b)`.
+macro_rules! binds {
+    ($out:ident: $($ty:ty = $value:expr),+ $(,)?) => {{
+        let mut separator = "";
+        $(
+            $out.push_sql(separator);
+            $out.push_bind_param::<$ty, _>($value)?;
+            separator = ", ";
+        )+
+        let _ = separator;
+    }};
+}
+pub(crate) use binds;
+
 /// A connection to either backend; queries written once against it run on both.
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {

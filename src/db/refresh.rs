@@ -4,12 +4,17 @@
 
 use std::collections::{HashMap, HashSet};
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
+use super::audit::Event;
 use super::batch::Batched;
 use super::schema::{issued_access_tokens, refresh_families, refresh_tokens, users};
+use super::throttle::{self, LoginRelease};
 use super::users::UserRow;
-use super::{DbConn, on_backend, write_tx};
+use super::{DbConn, binds, on_backend, write_tx};
 use crate::domain::UserId;
 
 /// A refresh family: everything that started at one login.
@@ -75,6 +80,108 @@ pub fn start_family(conn: &mut DbConn, family: &FamilyRow, token: &TokenRow) -> 
     })
     .map(drop)
 }
+
+/// What a successful password login writes, in one transaction: the release of its
+/// throttle reservation, its session's refresh family and first refresh token, the access token
+/// issued with them, and its audit event.
+pub struct NewLogin<'a> {
+    pub release: LoginRelease<'a>,
+    pub family: &'a FamilyRow,
+    pub token: &'a TokenRow,
+    pub issued: &'a IssuedRow,
+    pub event: &'a Event,
+}
+
+/// Writes a login's rows: on PostgreSQL in one call of `start_login_session` (one round trip
+/// instead of ten, see its migration), on SQLite in one write transaction.
+pub fn start_login(conn: &mut DbConn, login: &NewLogin<'_>) -> QueryResult<()> {
+    match conn {
+        // A folding event (a failure) may update a row instead: never a login's.
+        DbConn::Pg(pg) if !login.event.event.folds() => StartLogin {
+            keys: throttle::keys(login.release.counters),
+            limits: throttle::limits(login.release.counters),
+            // The wall clock, as the audit log always records it.
+            at: chrono::Utc::now().timestamp(),
+            detail: login
+                .event
+                .detail
+                .as_ref()
+                .map(serde_json::Value::to_string),
+            login,
+        }
+        .execute(pg)
+        .map(drop),
+        _ => write_tx(conn, |conn| {
+            login.release.run(conn)?;
+            start_family(conn, login.family, login.token)?;
+            record_issued(conn, login.issued)?;
+            login.event.record(conn)
+        }),
+    }
+}
+
+/// `start_login`'s statement on PostgreSQL, kept prepared (see [`throttle`]'s statements).
+struct StartLogin<'a> {
+    login: &'a NewLogin<'a>,
+    keys: Vec<&'a str>,
+    limits: Vec<i32>,
+    at: i64,
+    detail: Option<String>,
+}
+
+impl QueryId for StartLogin<'_> {
+    type QueryId = StartLogin<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for StartLogin<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let NewLogin {
+            release,
+            family: f,
+            token: t,
+            issued: i,
+            event: e,
+        } = self.login;
+        out.push_sql("SELECT start_login_session(");
+        binds!(out:
+            Array<Text> = &self.keys,
+            Array<Integer> = &self.limits,
+            Text = release.forget,
+            BigInt = &release.now,
+            Text = &f.id,
+            Text = f.user_id.as_str(),
+            Text = &f.client_id,
+            Text = &f.scope,
+            Text = &f.audience,
+            BigInt = &f.created_at,
+            Nullable<BigInt> = &f.revoked_at,
+            Nullable<Text> = &f.revoked_reason,
+            Nullable<Text> = &f.source,
+            Nullable<Text> = &f.user_agent,
+            Nullable<BigInt> = &f.last_used_at,
+            Text = &t.token_hash,
+            Text = &t.family_id,
+            BigInt = &t.created_at,
+            BigInt = &t.expires_at,
+            Nullable<BigInt> = &t.used_at,
+            Text = &i.jti,
+            Text = i.user_id.as_str(),
+            Nullable<Text> = &i.family_id,
+            BigInt = &i.exp,
+            BigInt = &self.at,
+            Text = e.event.as_str(),
+            Nullable<Text> = &e.actor,
+            Nullable<Text> = &e.subject,
+            Nullable<Text> = &e.source,
+            Nullable<Text> = &self.detail,
+        );
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<PgConnection> for StartLogin<'_> {}
 
 /// The token whose hash is `token_hash`, with its family and user, whatever their state.
 pub fn find(

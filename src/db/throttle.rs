@@ -12,12 +12,12 @@
 use diesel::backend::Backend;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{Array, BigInt, Integer, Text};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
 use super::schema::login_attempts;
-use super::{DbConn, on_backend, write_tx};
+use super::{DbConn, binds, on_backend, write_tx};
 
 /// The first lock; each further failure beyond the limit doubles it, up to [`MAX_LOCK_SECS`].
 pub const BASE_LOCK_SECS: i64 = 30;
@@ -55,19 +55,27 @@ pub fn lock_after(failures: i32, limit: i32) -> i64 {
 pub type Counters = [Counter; 3];
 
 /// Serialises transactions on these keys (PostgreSQL; SQLite's write lock already does), in
-/// one statement taking the locks in a fixed order.
+/// one statement taking the locks in a fixed order (`login_lock_keys`, which the login
+/// functions of PostgreSQL take too).
 fn lock_keys(conn: &mut DbConn, counters: &Counters) -> QueryResult<()> {
     if let DbConn::Pg(pg) = conn {
-        let mut keys: Vec<&str> = counters.iter().map(|c| c.key.as_str()).collect();
-        keys.sort_unstable();
-        LockKeys(keys).execute(pg)?;
+        LockKeys(keys(counters)).execute(pg)?;
     }
     Ok(())
 }
 
-/// `lock_keys`'s statement. Its own type, rather than `sql_query` (which diesel never keeps
-/// prepared), so that each connection parses and plans it once: a login runs it twice, and
-/// parsing it anew each time was a measurable part of PostgreSQL's work in a login flood.
+pub(super) fn keys(counters: &Counters) -> Vec<&str> {
+    counters.iter().map(|c| c.key.as_str()).collect()
+}
+
+pub(super) fn limits(counters: &Counters) -> Vec<i32> {
+    counters.iter().map(|c| c.limit).collect()
+}
+
+/// `lock_keys`'s statement. Each statement here has its own type, rather than `sql_query`
+/// (which diesel never keeps prepared), so that each connection parses and plans it once:
+/// parsing them anew at every login was a measurable part of PostgreSQL's work in a login
+/// flood.
 struct LockKeys<'a>(Vec<&'a str>);
 
 impl QueryId for LockKeys<'_> {
@@ -77,14 +85,66 @@ impl QueryId for LockKeys<'_> {
 
 impl QueryFragment<Pg> for LockKeys<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest(");
+        out.push_sql("SELECT login_lock_keys(");
         out.push_bind_param::<Array<Text>, _>(&self.0)?;
-        out.push_sql(") WITH ORDINALITY AS t(k, n) ORDER BY n");
+        out.push_sql(")");
         Ok(())
     }
 }
 
 impl RunQueryDsl<PgConnection> for LockKeys<'_> {}
+
+/// [`reserve`] on PostgreSQL: one call of `reserve_login_attempt` (a migration of issue 12),
+/// one round trip in a transaction of its own, instead of five.
+struct Reserve<'a> {
+    keys: Vec<&'a str>,
+    limits: Vec<i32>,
+    window: i64,
+    now: i64,
+}
+
+impl QueryId for Reserve<'_> {
+    type QueryId = Reserve<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for Reserve<'_> {
+    type SqlType = Nullable<BigInt>;
+}
+
+impl QueryFragment<Pg> for Reserve<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT reserve_login_attempt(");
+        binds!(out:
+            Array<Text> = &self.keys,
+            Array<Integer> = &self.limits,
+            BigInt = &self.window,
+            BigInt = &self.now,
+            BigInt = &BASE_LOCK_SECS,
+            BigInt = &MAX_LOCK_SECS,
+        );
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<PgConnection> for Reserve<'_> {}
+
+/// What a successful login gives back of its reservation: one failure on each key, and all
+/// of them on `forget` (the username at this address). Written with the session the login
+/// starts ([`super::refresh::start_login`]).
+pub struct LoginRelease<'a> {
+    pub counters: &'a Counters,
+    pub forget: &'a str,
+    pub now: i64,
+}
+
+impl LoginRelease<'_> {
+    /// The release alone, inside the caller's write transaction.
+    pub fn run(&self, conn: &mut DbConn) -> QueryResult<()> {
+        release(conn, self.counters, &[self.forget], self.now)
+    }
+}
 
 fn rows(conn: &mut DbConn, counters: &Counters) -> QueryResult<Vec<AttemptRow>> {
     let [a, b, c] = counters;
@@ -156,6 +216,15 @@ pub fn reserve(
     window: i64,
     now: i64,
 ) -> QueryResult<Option<i64>> {
+    if let DbConn::Pg(pg) = conn {
+        return Reserve {
+            keys: keys(counters),
+            limits: limits(counters),
+            window,
+            now,
+        }
+        .get_result(pg);
+    }
     write_tx(conn, |conn| {
         lock_keys(conn, counters)?;
         let stored = rows(conn, counters)?;

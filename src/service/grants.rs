@@ -325,18 +325,19 @@ impl Issuer {
             family_id: Some(family.id.clone()),
             exp: claims.exp,
         };
+        let event = Event::new(EventKind::LoginOk, Some(&name), source.as_deref())
+            .by(name.as_str())
+            .with(detail);
         self.db
             .run(move |conn| {
-                write_tx(conn, |conn| -> anyhow::Result<()> {
-                    attempt.succeeded(conn, t)?;
-                    refresh::start_family(conn, &family, &first)?;
-                    refresh::record_issued(conn, &issued)?;
-                    Event::new(EventKind::LoginOk, Some(&name), source.as_deref())
-                        .by(name.as_str())
-                        .with(detail)
-                        .record(conn)?;
-                    Ok(())
-                })
+                let login = refresh::NewLogin {
+                    release: attempt.release_after_success(t),
+                    family: &family,
+                    token: &first,
+                    issued: &issued,
+                    event: &event,
+                };
+                Ok(refresh::start_login(conn, &login)?)
             })
             .await?;
         tracing::info!(source = ?req.source, user_id = %user.id, "login succeeded");

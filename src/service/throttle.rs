@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use crate::config::Limits;
-use crate::db::throttle::{self, Counter, Counters};
+use crate::db::throttle::{self, Counter, Counters, LoginRelease};
 use crate::db::{DbConn, write_tx};
 
 /// The counters one password attempt touches.
@@ -73,11 +73,19 @@ impl Attempt {
     }
 
     /// The password was right: the reservation is given back, and this username's failures
-    /// from this address are forgotten. Part of the caller's write transaction (the login's
-    /// session is recorded in the same one).
+    /// from this address are forgotten. Part of the caller's write transaction.
     pub fn succeeded(&self, conn: &mut DbConn, now: i64) -> diesel::QueryResult<()> {
-        let pair = self.counters[0].key.as_str();
-        throttle::release(conn, &self.counters, &[pair], now)
+        self.release_after_success(now).run(conn)
+    }
+
+    /// What [`Attempt::succeeded`] writes, to be written with a login's session
+    /// ([`crate::db::refresh::start_login`]).
+    pub fn release_after_success(&self, now: i64) -> LoginRelease<'_> {
+        LoginRelease {
+            counters: &self.counters,
+            forget: &self.counters[0].key,
+            now,
+        }
     }
 }
 
