@@ -8,6 +8,12 @@
 //! cannot all slip in before the first failure is recorded: at most `limit` of them are ever
 //! hashed. On PostgreSQL the keys are serialised with transaction-scoped advisory locks, taken
 //! in a fixed order; on SQLite the write transaction holds the database lock.
+//!
+//! On PostgreSQL a login's reservation, and its release with the session it starts, are each
+//! one call of a function (`reserve_login_attempt`, `start_login_session`, migration
+//! `2026-11-27-000011_login_functions`), one round trip instead of five and ten: the same rules
+//! as [`reserve`] and [`release`] here, which SQLite runs. Change them together; the throttle's
+//! HTTP tests run against both backends.
 
 use diesel::backend::Backend;
 use diesel::pg::Pg;
@@ -189,13 +195,12 @@ where
         );
         for (i, row) in self.0.iter().enumerate() {
             out.push_sql(if i == 0 { "(" } else { ", (" });
-            out.push_bind_param::<Text, _>(&row.key)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Integer, _>(&row.failures)?;
-            out.push_sql(", ");
-            out.push_bind_param::<BigInt, _>(&row.window_start)?;
-            out.push_sql(", ");
-            out.push_bind_param::<BigInt, _>(&row.locked_until)?;
+            binds!(out:
+                Text = &row.key,
+                Integer = &row.failures,
+                BigInt = &row.window_start,
+                BigInt = &row.locked_until,
+            );
             out.push_sql(")");
         }
         out.push_sql(
