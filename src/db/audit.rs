@@ -187,13 +187,11 @@ impl Event {
     /// Appends it, now; a failure repeating one recorded within [`FOLD_WINDOW_SECS`] (same
     /// event, subject and address) only counts up that row.
     pub fn record(&self, conn: &mut DbConn) -> QueryResult<()> {
-        // The wall clock, whatever clock the service runs on: the log says when things really
-        // happened.
-        let t = chrono::Utc::now().timestamp();
+        let t = recorded_at();
         if self.event.folds() && self.fold(conn, t)? {
             return Ok(());
         }
-        let detail = self.detail.as_ref().map(serde_json::Value::to_string);
+        let detail = self.detail_text();
         record(
             conn,
             &NewEvent {
@@ -208,7 +206,18 @@ impl Event {
     }
 }
 
+/// When an event is recorded: the wall clock, whatever clock the service runs on, so that the
+/// log says when things really happened.
+pub(super) fn recorded_at() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 impl Event {
+    /// The detail as stored.
+    pub(super) fn detail_text(&self) -> Option<String> {
+        self.detail.as_ref().map(serde_json::Value::to_string)
+    }
+
     fn fold(&self, conn: &mut DbConn, t: i64) -> QueryResult<bool> {
         let mut query = audit_log::table
             .filter(audit_log::event.eq(self.event.as_str()))

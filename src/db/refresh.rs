@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
-use super::audit::Event;
+use super::audit::{self, Event};
 use super::batch::Batched;
 use super::schema::{issued_access_tokens, refresh_families, refresh_tokens, users};
 use super::throttle::{self, LoginRelease};
@@ -100,13 +100,8 @@ pub fn start_login(conn: &mut DbConn, login: &NewLogin<'_>) -> QueryResult<()> {
         DbConn::Pg(pg) if !login.event.event.folds() => StartLogin {
             keys: throttle::keys(login.release.counters),
             limits: throttle::limits(login.release.counters),
-            // The wall clock, as the audit log always records it.
-            at: chrono::Utc::now().timestamp(),
-            detail: login
-                .event
-                .detail
-                .as_ref()
-                .map(serde_json::Value::to_string),
+            at: audit::recorded_at(),
+            detail: login.event.detail_text(),
             login,
         }
         .execute(pg)
