@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
 use super::audit::{self, Event};
@@ -291,12 +291,6 @@ impl Batched for Rotations {
     const NAME: &'static str = "pg-refresh-rotate";
 
     fn run(conn: &mut DbConn, items: &[Rotate]) -> QueryResult<Vec<bool>> {
-        use diesel::sql_types::{Array, BigInt, Text};
-        #[derive(QueryableByName)]
-        struct Claimed {
-            #[diesel(sql_type = Text)]
-            old_hash: String,
-        }
         let DbConn::Pg(conn) = conn else {
             return Err(postgres_only());
         };
@@ -305,24 +299,63 @@ impl Batched for Rotations {
             .iter()
             .filter(|r| seen.insert(r.old_hash.as_str()))
             .collect();
-        let column = |f: fn(&Rotate) -> String| unique.iter().map(|r| f(r)).collect::<Vec<_>>();
+        let text = |f: fn(&Rotate) -> &str| unique.iter().map(|r| f(r)).collect::<Vec<_>>();
         let number = |f: fn(&Rotate) -> i64| unique.iter().map(|r| f(r)).collect::<Vec<_>>();
-        let claimed: Vec<Claimed> = diesel::sql_query(
-            "SELECT old_hash FROM rotate_refresh_tokens($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind::<Array<Text>, _>(column(|r| r.old_hash.clone()))
-        .bind::<Array<Text>, _>(column(|r| r.next.token_hash.clone()))
-        .bind::<Array<BigInt>, _>(number(|r| r.next.created_at))
-        .bind::<Array<BigInt>, _>(number(|r| r.next.expires_at))
-        .bind::<Array<Text>, _>(column(|r| r.issued.jti.clone()))
-        .bind::<Array<Text>, _>(column(|r| r.issued.user_id.as_str().to_owned()))
-        .bind::<Array<BigInt>, _>(number(|r| r.issued.exp))
+        let claimed: Vec<String> = RotateCall {
+            old: text(|r| &r.old_hash),
+            new: text(|r| &r.next.token_hash),
+            now: number(|r| r.next.created_at),
+            expires_at: number(|r| r.next.expires_at),
+            jti: text(|r| &r.issued.jti),
+            user_id: text(|r| r.issued.user_id.as_str()),
+            exp: number(|r| r.issued.exp),
+        }
         .load(conn)?;
-        let mut claimed: HashSet<String> = claimed.into_iter().map(|c| c.old_hash).collect();
+        let mut claimed: HashSet<String> = claimed.into_iter().collect();
         // Only the first item of each old hash can be the one that claimed it.
         Ok(items.iter().map(|r| claimed.remove(&r.old_hash)).collect())
     }
 }
+
+/// [`Rotations`]' statement, kept prepared (see [`throttle`]'s statements): the items as one
+/// array per column.
+struct RotateCall<'a> {
+    old: Vec<&'a str>,
+    new: Vec<&'a str>,
+    now: Vec<i64>,
+    expires_at: Vec<i64>,
+    jti: Vec<&'a str>,
+    user_id: Vec<&'a str>,
+    exp: Vec<i64>,
+}
+
+impl QueryId for RotateCall<'_> {
+    type QueryId = RotateCall<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for RotateCall<'_> {
+    type SqlType = Text;
+}
+
+impl QueryFragment<Pg> for RotateCall<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT old_hash FROM rotate_refresh_tokens(");
+        binds!(out:
+            Array<Text> = &self.old,
+            Array<Text> = &self.new,
+            Array<BigInt> = &self.now,
+            Array<BigInt> = &self.expires_at,
+            Array<Text> = &self.jti,
+            Array<Text> = &self.user_id,
+            Array<BigInt> = &self.exp,
+        );
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<PgConnection> for RotateCall<'_> {}
 
 fn postgres_only() -> diesel::result::Error {
     diesel::result::Error::QueryBuilderError("a batched statement of PostgreSQL only".into())
@@ -524,4 +557,28 @@ pub fn count_live_families(conn: &mut DbConn, created_after: i64) -> QueryResult
         .filter(refresh_families::revoked_at.is_null())
         .count()
         .get_result(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rotation is kept prepared: one statement whatever the number of items (diesel's
+    /// `sql_query`, which it replaced, never is).
+    #[test]
+    fn the_rotation_statement_is_kept_prepared() {
+        let call = |n: usize| RotateCall {
+            old: vec!["a"; n],
+            new: vec!["b"; n],
+            now: vec![1; n],
+            expires_at: vec![2; n],
+            jti: vec!["j"; n],
+            user_id: vec!["u"; n],
+            exp: vec![3; n],
+        };
+        const { assert!(RotateCall::HAS_STATIC_QUERY_ID) };
+        for n in [1, 64] {
+            assert!(call(n).is_safe_to_cache_prepared(&Pg).unwrap());
+        }
+    }
 }
