@@ -123,7 +123,7 @@ fn work<B: Batched>(pool: &r2d2::Pool<Manager>, jobs: &Mutex<Receiver<Job<B>>>) 
             conn = None;
         }
         if conn.is_none() {
-            conn = pool.get().ok().and_then(|mut c| {
+            conn = super::checkout(pool).ok().and_then(|mut c| {
                 let set = match &mut *c {
                     DbConn::Pg(pg) => pg.batch_execute(SESSION),
                     DbConn::Sqlite(_) => Ok(()),

@@ -25,7 +25,7 @@ pub mod users;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -224,6 +224,71 @@ impl ManageConnection for Manager {
     }
 }
 
+/// A pool of at most `max_size` connections to `url`. It hands out connections unchecked:
+/// [`checkout`] checks them.
+fn pool(url: &DatabaseUrl, max_size: u32) -> Result<r2d2::Pool<Manager>, r2d2::PoolError> {
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        // No idle minimum: r2d2 would refill it on a background thread, which can still be
+        // inside libpq when a CLI command exits (a segfault in libpq's TLS teardown).
+        .min_idle(Some(0))
+        .connection_timeout(CONNECT_TIMEOUT)
+        .test_on_check_out(false)
+        .build(Manager { url: url.clone() })
+}
+
+/// A pooled connection that answered a check this recently is handed out without another:
+/// HikariCP's default, and its reasoning. A check is a round trip (`SELECT 1`) before every
+/// piece of work, the dearest part of the cheap ones: a PostgreSQL login made two of them
+/// beside three that did its work, and under a login flood each round trip costs both
+/// processes a wakeup with caches the password hashes have just thrown out. A connection that
+/// dies within this window (the server restarted) fails the work it is given instead, which
+/// answers 503 like any outage, until its next check throws it away.
+const CHECKED_RECENTLY: Duration = Duration::from_millis(500);
+
+/// When a pooled connection last answered a check; kept with it in the pool.
+struct Checked(Instant);
+
+/// A connection from `pool` that answered a check within [`CHECKED_RECENTLY`] (now, if not
+/// before). One that fails its check is thrown away and the next one tried.
+pub fn checkout(pool: &r2d2::Pool<Manager>) -> anyhow::Result<r2d2::PooledConnection<Manager>> {
+    checkout_at(pool, Instant::now())
+}
+
+/// [`checkout`] at the instant `now`.
+fn checkout_at(
+    pool: &r2d2::Pool<Manager>,
+    now: Instant,
+) -> anyhow::Result<r2d2::PooledConnection<Manager>> {
+    // Every pooled connection may have died at once (a restarted server); past them, the pool
+    // opens new ones.
+    let mut tries = 0;
+    loop {
+        let mut conn = pool.get().context("no database connection available")?;
+        let checked = r2d2::PooledConnection::extensions(&conn).get::<Checked>();
+        if checked.is_some_and(|c| now.saturating_duration_since(c.0) < CHECKED_RECENTLY) {
+            return Ok(conn);
+        }
+        match conn.ping() {
+            Ok(_) => {
+                r2d2::PooledConnection::extensions_mut(&mut conn).insert(Checked(now));
+                return Ok(conn);
+            }
+            Err(e) => {
+                // Broken, so that the pool closes it when it comes back (`has_broken`).
+                <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(
+                    &mut conn,
+                )
+                .set_in_error();
+                tries += 1;
+                if tries > pool.max_size() {
+                    return Err(anyhow::Error::new(e).context("no database connection available"));
+                }
+            }
+        }
+    }
+}
+
 /// The connection pool, shared by the HTTP workers and background tasks.
 #[derive(Clone)]
 pub struct Db {
@@ -258,14 +323,7 @@ impl Db {
             }
             DatabaseUrl::Postgres(_) => 16,
         };
-        let pool = r2d2::Pool::builder()
-            .max_size(max_size)
-            // No idle minimum: r2d2 would refill it on a background thread, which can still be
-            // inside libpq when a CLI command exits (a segfault in libpq's TLS teardown).
-            .min_idle(Some(0))
-            .connection_timeout(CONNECT_TIMEOUT)
-            .build(Manager { url: url.clone() })
-            .with_context(|| format!("connecting to {url:?}"))?;
+        let pool = pool(url, max_size).with_context(|| format!("connecting to {url:?}"))?;
         let db = Self {
             pool,
             backend: url.backend(),
@@ -323,7 +381,7 @@ impl Db {
 
     /// A pooled connection, for blocking code (the CLI, background threads).
     pub fn conn(&self) -> anyhow::Result<r2d2::PooledConnection<Manager>> {
-        self.pool.get().context("no database connection available")
+        checkout(&self.pool)
     }
 
     /// Runs blocking database work on the blocking pool, off the async workers.
@@ -347,7 +405,7 @@ impl Db {
         }
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().context("no database connection available")?;
+            let mut conn = checkout(&pool)?;
             f(&mut conn)
         })
         .await
@@ -476,6 +534,61 @@ pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn checked(conn: &r2d2::PooledConnection<Manager>) -> Option<Instant> {
+        r2d2::PooledConnection::extensions(conn)
+            .get::<Checked>()
+            .map(|c| c.0)
+    }
+
+    /// A pooled connection is checked again only once its last check is older than
+    /// [`CHECKED_RECENTLY`].
+    #[test]
+    fn a_connection_is_checked_again_only_after_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db", dir.path().display())).unwrap();
+        let pool = pool(&url, 1).unwrap();
+        let t0 = Instant::now();
+        let later = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(checked(&checkout_at(&pool, t0).unwrap()), Some(t0));
+        assert_eq!(checked(&checkout_at(&pool, later(499)).unwrap()), Some(t0));
+        assert_eq!(
+            checked(&checkout_at(&pool, later(500)).unwrap()),
+            Some(later(500))
+        );
+    }
+
+    /// A connection whose server end went away is thrown away at its next check, and the work
+    /// gets a new one.
+    #[test]
+    #[ignore = "PostgreSQL: set TEST_POSTGRES_URL and run with --include-ignored"]
+    fn a_dead_connection_is_replaced_at_its_next_check() {
+        #[derive(QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        fn pid(conn: &mut DbConn) -> i32 {
+            diesel::sql_query("SELECT pg_backend_pid() AS pid")
+                .get_result::<Pid>(conn)
+                .unwrap()
+                .pid
+        }
+        let url = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL");
+        let pool = pool(&DatabaseUrl::parse(&url).unwrap(), 1).unwrap();
+        let t0 = Instant::now();
+        let first = pid(&mut checkout_at(&pool, t0).unwrap());
+        let mut other = PgConnection::establish(&url).unwrap();
+        diesel::sql_query(format!("SELECT pg_terminate_backend({first}, 5000)"))
+            .execute(&mut other)
+            .unwrap();
+        // Within the window the dead connection is handed out unchecked, and its work fails.
+        let mut unchecked = checkout_at(&pool, t0 + Duration::from_millis(100)).unwrap();
+        assert!(ping(&mut unchecked).is_err());
+        drop(unchecked);
+        let mut conn = checkout_at(&pool, t0 + CHECKED_RECENTLY).unwrap();
+        assert_ne!(pid(&mut conn), first);
+    }
 
     #[test]
     fn parses_database_urls() {

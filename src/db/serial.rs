@@ -171,8 +171,7 @@ fn work(
         }
         if conn.is_none() {
             // The checkpointer checkpoints, not the writer.
-            conn = pool
-                .get()
+            conn = super::checkout(pool)
                 .ok()
                 .filter(|c| matches!(&**c, DbConn::Sqlite(_)))
                 .and_then(|mut c| {
@@ -257,7 +256,7 @@ fn checkpoint(
             self.0.store(false, Ordering::Relaxed);
         }
     }
-    let mut conn = pool.get()?;
+    let mut conn = super::checkout(pool)?;
     if passive(&mut conn)?.log < max_log_frames {
         return Ok(());
     }
