@@ -13,7 +13,11 @@
 //! one call of a function (`reserve_login_attempt`, `start_login_session`, migration
 //! `2026-11-27-000011_login_functions`), one round trip instead of five and ten: the same rules
 //! as [`reserve`] and [`release`] here, which SQLite runs. Change them together; the throttle's
-//! HTTP tests run against both backends.
+//! HTTP tests run against both backends. The reservation commits there without waiting for its
+//! WAL flush (migration `2026-11-27-000012_reserve_without_flush_wait`): the advisory locks
+//! are held until the commit ends, and two fsyncs in a row under them, the reservation's and
+//! the session's, were what every login of one address waited for. A crash of PostgreSQL may
+//! forget the failures counted in its last moments; the session's commit stays durable.
 
 use diesel::backend::Backend;
 use diesel::pg::Pg;
@@ -101,7 +105,9 @@ impl QueryFragment<Pg> for LockKeys<'_> {
 impl RunQueryDsl<PgConnection> for LockKeys<'_> {}
 
 /// [`reserve`] on PostgreSQL: one call of `reserve_login_attempt` (a migration of issue 12),
-/// one round trip in a transaction of its own, instead of five.
+/// one round trip in a transaction of its own, instead of five. Never inside a longer
+/// transaction: the function makes the transaction it runs in commit without waiting for its
+/// flush.
 struct Reserve<'a> {
     keys: Vec<&'a str>,
     limits: Vec<i32>,

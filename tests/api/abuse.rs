@@ -387,3 +387,45 @@ async fn the_throttle_holds_across_instances_on_one_database(backend: Backend) {
             .assert_error(429, "too_many_requests");
     }
 }
+
+/// On PostgreSQL a reservation commits without waiting for its WAL flush, and only its own
+/// transaction does: the connection goes back to durable commits for whatever it runs next
+/// (the session a successful login writes).
+#[test]
+#[ignore = "PostgreSQL: set TEST_POSTGRES_URL and run with --include-ignored"]
+fn a_reservation_alone_commits_without_waiting_for_its_flush() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        synchronous_commit: String,
+    }
+    let db = crate::helpers::TestDb::create(&Backend::postgres());
+    let mut conn = db.conn();
+    let setting = |conn: &mut jwt_issuer::db::DbConn| {
+        diesel::sql_query("SHOW synchronous_commit")
+            .get_result::<Setting>(conn)
+            .unwrap()
+            .synchronous_commit
+    };
+    let reserve = "SELECT reserve_login_attempt(ARRAY['u:admin'], ARRAY[5], 900, 1000, 30, 3600)";
+    assert_eq!(setting(&mut conn), "on");
+    conn.batch_execute("BEGIN").unwrap();
+    conn.batch_execute(reserve).unwrap();
+    assert_eq!(setting(&mut conn), "off");
+    conn.batch_execute("COMMIT").unwrap();
+    assert_eq!(setting(&mut conn), "on");
+    // Alone, as the service calls it: counted, and the next statement commits durably again.
+    conn.batch_execute(reserve).unwrap();
+    assert_eq!(setting(&mut conn), "on");
+    #[derive(QueryableByName)]
+    struct Failures {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        failures: i32,
+    }
+    let counted = diesel::sql_query("SELECT failures FROM login_attempts WHERE key = 'u:admin'")
+        .get_result::<Failures>(&mut conn)
+        .unwrap();
+    assert_eq!(counted.failures, 2);
+}
