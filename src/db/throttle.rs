@@ -20,6 +20,7 @@
 //! forget the failures counted in its last moments; the session's commit stays durable.
 
 use diesel::backend::Backend;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -228,6 +229,13 @@ pub fn reserve(
     now: i64,
 ) -> QueryResult<Option<i64>> {
     if let DbConn::Pg(pg) = conn {
+        // The function's commit does not wait for its flush: it must be its own transaction's.
+        let depth = AnsiTransactionManager::transaction_manager_status_mut(pg).transaction_depth();
+        if depth?.is_some() {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "a reservation runs in a transaction of its own".into(),
+            ));
+        }
         return Reserve {
             keys: keys(counters),
             limits: limits(counters),

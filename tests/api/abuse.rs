@@ -428,4 +428,18 @@ fn a_reservation_alone_commits_without_waiting_for_its_flush() {
         .get_result::<Failures>(&mut conn)
         .unwrap();
     assert_eq!(counted.failures, 2);
+    // The service's own call refuses to run inside a longer transaction, which it would make
+    // commit that way too.
+    let counters = [("ua:x", 10), ("a:x", 20), ("u:x", 30)].map(|(key, limit)| {
+        jwt_issuer::db::throttle::Counter {
+            key: key.into(),
+            limit,
+        }
+    });
+    let inside = conn.transaction(|c| jwt_issuer::db::throttle::reserve(c, &counters, 900, 1000));
+    assert!(inside.is_err(), "{inside:?}");
+    assert_eq!(
+        jwt_issuer::db::throttle::reserve(&mut conn, &counters, 900, 1000),
+        Ok(None)
+    );
 }
