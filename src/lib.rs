@@ -11,8 +11,9 @@
 //! - [`config`]: the resolved settings;
 //! - [`db`]: SQLite/PostgreSQL storage (knows SQL and rows, not HTTP); [`crypto`]: signing keys,
 //!   their encryption at rest, JWK/PEM, access tokens;
-//! - [`domain`]: values parsed at the edge (usernames, passwords, scopes, client ids…), and
-//!   [`files`]: files that hold secrets. Neither depends on anything above.
+//! - [`domain`]: values parsed at the edge (usernames, passwords, scopes, client ids…),
+//!   [`files`]: files that hold secrets, and [`logs`]: where log lines go (stderr, in
+//!   batches). None depends on anything above.
 
 pub mod cli;
 pub mod clock;
@@ -22,5 +23,6 @@ pub mod db;
 pub mod domain;
 pub mod files;
 pub mod http;
+pub mod logs;
 pub mod service;
 pub mod startup;

@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use jwt_issuer::cli::commands as cli;
 use jwt_issuer::cli::{Cli, Command, LogFormat};
+use jwt_issuer::logs::LogSink;
 use jwt_issuer::startup::Application;
 
 fn main() -> ExitCode {
     // Bad options exit with status 2 and a message naming the option, before any I/O.
     let args = Cli::parse_args();
-    init_logs(args.options.log_format);
+    let logs = init_logs(args.options.log_format);
     let result = match args.command {
         Command::Serve => serve(&args.options),
         Command::Migrate => cli::migrate(&args.options),
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Command::Scope(c) => cli::scope(&args.options, c),
         Command::Audit { limit } => cli::audit(&args.options, limit),
     };
+    logs.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -35,13 +37,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_logs(format: LogFormat) {
+/// Logs go to stderr in batches ([`LogSink`]), filtered by `RUST_LOG` (default `info`). What
+/// is still buffered is written when the command ends (the caller flushes) or panics.
+fn init_logs(format: LogFormat) -> LogSink {
+    let sink = LogSink::stderr();
+    let on_panic = sink.clone();
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        on_panic.flush();
+        report(info);
+    }));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(sink.clone());
     match format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs
@@ -50,6 +60,7 @@ fn init_logs(format: LogFormat) {
             .with_span_list(false)
             .init(),
     }
+    sink
 }
 
 fn serve(options: &jwt_issuer::cli::Options) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@
 //!     service           what the issuer does
 //!       config          the resolved settings
 //!         db, crypto    storage (SQL, rows) and keys/tokens
-//!           domain, files   values parsed at the edge; private files
+//!           domain, files, logs   values parsed at the edge; private files; log output
 //! ```
 //!
 //! `http` may not use `db` (no SQL or rows above `service`), and `cli` may not use `http`.
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 /// The layer of each top-level module; higher numbers may use lower ones.
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
-        "domain" | "files" | "clock" => 0,
+        "domain" | "files" | "clock" | "logs" => 0,
         "crypto" | "db" => 1,
         "config" => 2,
         "service" => 3,

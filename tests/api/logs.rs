@@ -86,11 +86,26 @@ impl Logged {
         serde_json::from_slice(&bytes).unwrap()
     }
 
-    /// Stops the server and returns what it logged.
-    fn stop(self) -> String {
-        let log = self.log.clone();
-        drop(self);
-        std::fs::read_to_string(log).unwrap()
+    /// Stops the server as an operator would (SIGTERM: it finishes, writes what its logs
+    /// still hold and exits) and returns what it logged.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// What the server has written to its log so far.
+    fn written(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
     }
 }
 
@@ -303,4 +318,33 @@ async fn json_logs_carry_the_request_id_given_or_a_new_one() {
         !log.contains("/admin/users/x/"),
         "paths are not logged, their patterns are"
     );
+}
+
+/// Log lines are written in batches (issue 12), but a line does not wait for the next ones: a
+/// lone request's line reaches the log while the server keeps running.
+#[actix_web::test]
+async fn a_request_line_is_written_without_waiting_for_more_traffic_or_the_exit() {
+    let db = TestDb::create(&Backend::Sqlite);
+    let keys = db.dir().join("keys");
+    let server = Logged::start(&db, &keys, "info", "json").await;
+    let resp = server
+        .client
+        .get(format!("{}/.well-known/jwks.json", server.base))
+        .insert_header(("x-request-id", "alone-in-the-log"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.written().contains("alone-in-the-log") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request's line was not written within 10 s:\n{}",
+            server.written()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(server.child.id() > 0);
+    let log = server.stop();
+    assert!(log.contains("alone-in-the-log"));
 }
