@@ -20,6 +20,8 @@ import base64, json, os, subprocess, sys, tempfile, time, urllib.request
 
 from authlib.integrations.requests_client import OAuth2Session
 
+import stopping  # scripts/stopping.py: bounded stops, a report when stuck
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("JWT_ISSUER_BIN", os.path.join(HERE, "..", "target", "debug", "jwt-issuer"))
 BIND = "127.0.0.1:18131"
@@ -33,7 +35,7 @@ failures = 0
 
 
 def cli(*args, stdin=""):
-    out = subprocess.run([BIN, *args, *common], input=stdin, capture_output=True, text=True)
+    out = stopping.run([BIN, *args, *common], f"jwt-issuer {' '.join(args)}", stdin=stdin)
     if out.returncode != 0:
         sys.exit(f"jwt-issuer {' '.join(args)} failed: {out.stderr}")
     return out.stdout
@@ -61,7 +63,7 @@ server = subprocess.Popen([BIN, "serve", *common], stdout=log, stderr=log)
 try:
     for _ in range(100):
         try:
-            urllib.request.urlopen(BASE + "/readyz")
+            urllib.request.urlopen(BASE + "/readyz", timeout=5)
             break
         except Exception:
             time.sleep(0.1)
@@ -100,8 +102,7 @@ try:
     other = rs.introspect_token(BASE + "/oauth/introspect", token=user_token["access_token"]).json()
     check("introspection of another audience's token", other == {"active": False}, json.dumps(other))
 finally:
-    server.terminate()
-    server.wait()
+    stopping.stop(server, "jwt-issuer serve")
 
 print(f"{failures} failures")
 sys.exit(1 if failures else 0)

@@ -20,6 +20,8 @@ Exit status 0 when both runs passed and the server is healthy after.
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile, time, urllib.error, urllib.parse, urllib.request
 
+import stopping  # scripts/stopping.py: bounded stops, a report when stuck
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("JWT_ISSUER_BIN", os.path.join(HERE, "..", "target", "debug", "jwt-issuer"))
 ST = shutil.which("schemathesis", path=os.path.dirname(sys.executable)) or shutil.which("schemathesis")
@@ -118,8 +120,7 @@ def main():
             sys.exit(f"schemathesis failed: {', '.join(failed)}; server log: {log.name}")
         print("schemathesis: no failures")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stopping.stop(server, "jwt-issuer serve")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import stopping  # noqa: E402  (scripts/stopping.py: bounded stops, a report when stuck)
 BIN = os.environ.get("JWT_ISSUER_BIN", os.path.join(ROOT, "target", "debug", "jwt-issuer"))
 PASSWORD = "alice's long password"
 BOUNDARY = "----checkboundary"
@@ -62,7 +64,7 @@ class Issuer:
                 time.sleep(0.1)
 
     def cli(self, *args, stdin=""):
-        out = subprocess.run([BIN, *args, *self.common], input=stdin, capture_output=True, text=True)
+        out = stopping.run([BIN, *args, *self.common], f"jwt-issuer {' '.join(args)}", stdin=stdin)
         if out.returncode != 0:
             sys.exit(f"jwt-issuer {' '.join(args)} failed: {out.stderr}")
 
@@ -73,8 +75,7 @@ class Issuer:
         return body["access"]
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+        stopping.stop(self.proc, f"jwt-issuer serve on port {self.port}")
 
 
 def http(base, method, path, content_type=None, body=None, headers=None):
@@ -84,7 +85,7 @@ def http(base, method, path, content_type=None, body=None, headers=None):
     if content_type:
         req.add_header("Content-Type", content_type)
     try:
-        with urllib.request.urlopen(req) as r:
+        with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, r.headers.get("WWW-Authenticate"), json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("WWW-Authenticate"), json.loads(e.read() or b"null")
@@ -254,8 +255,11 @@ def shape(answer):
 
 
 def compare():
-    theirs = json.loads(subprocess.run([sys.executable, __file__, "reference"], capture_output=True,
-                                       text=True, check=True).stdout)
+    reference = stopping.run([sys.executable, __file__, "reference"], "simplejwt's reference flow",
+                             timeout=300)
+    if reference.returncode != 0:
+        sys.exit(f"simplejwt's reference flow failed: {reference.stderr}")
+    theirs = json.loads(reference.stdout)
     work = tempfile.mkdtemp(prefix="jwt-issuer-compare-")
     issuer = Issuer(work, "RS256")
     try:
@@ -283,11 +287,15 @@ def main():
         return backend(sys.argv[2])
     failed = 0
     for alg in ("RS256", "ES256"):
-        failed |= subprocess.run([sys.executable, __file__, "backend", alg]).returncode
+        # Each in a process of its own (Django is set up once per process), bounded: one stuck
+        # is reported with its threads' stacks and fails the check.
+        child = subprocess.Popen([sys.executable, __file__, "backend", alg])
+        failed |= stopping.wait(child, f"the {alg} check", 300)
     failed |= compare()
     print("all checks passed" if not failed else "some checks FAILED")
     return failed
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # each line as it comes, not at exit
     sys.exit(main())
