@@ -9,7 +9,8 @@ and node-oidc-provider on the same machine).
     python3 scripts/load.py --peers               # simplejwt and oidc-provider beside us
     python3 scripts/load.py memory                # the memory bound only; exit 1 if broken
     python3 scripts/load.py login                 # the login rows alone, each between two
-                                                  # measurements of the argon2 limit
+                                                  # measurements of the argon2 limit (with
+                                                  # --postgres: on both backends)
 
 Needs wrk (Debian: apt-get install wrk), python3 and, for the limits, openssl; --peers also
 needs pip and npm (it installs the peers into a temporary folder). Every row is `wrk -t2 -c32`
@@ -369,15 +370,16 @@ def login_row(server):
         "LOAD_USERNAME": "admin", "LOAD_PASSWORD": server.password})
 
 
-def login_check(args, work):
-    """The login rows alone, each between two measurements of the limit (quick to repeat)."""
-    server = Server(args.binary, f"sqlite://{work}/login.db", "RS256", work)
+def login_check(args, work, backend, database):
+    """The login rows alone on one backend, each between two measurements of the limit (quick
+    to repeat)."""
+    server = Server(args.binary, database, "RS256", work)
     try:
         server.warm(work)
         for name, measure in (("login", login_row), ("mixed: login flood", mixed)):
             row = bracketed(lambda: measure(server))
             flood = row.get("login", row)
-            line = (f"{name}: {flood['rate']:.1f}/s, p99 {flood['p99_ms']:.0f} ms, "
+            line = (f"{backend} {name}: {flood['rate']:.1f}/s, p99 {flood['p99_ms']:.0f} ms, "
                     f"{flood['share_of_limit']:.0%} of the argon2 limit "
                     f"({flood['limit_before']:.1f} before, {flood['limit_after']:.1f} after)")
             if "jwks" in row:
@@ -494,6 +496,28 @@ def table(results):
     return "\n".join(lines)
 
 
+class PostgresDatabases:
+    """Fresh databases on a PostgreSQL server, dropped at the end: `pg(label)` creates one and
+    returns its URL."""
+
+    def __init__(self, server):
+        self.server, self.created = server, []
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, label):
+        name = f"jwt_issuer_load_{os.getpid()}_{label.lower()}"
+        for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
+            subprocess.run(["psql", self.server + "/postgres", "-qc", sql], check=True)
+        self.created.append(name)
+        return f"{self.server}/{name}"
+
+    def __exit__(self, *exc):
+        for name in self.created:
+            subprocess.run(["psql", self.server + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", nargs="?", default="all", choices=["all", "memory", "login", "peers"])
@@ -512,7 +536,10 @@ def main():
             memory_check(args, work)
             return
         if args.what == "login":
-            login_check(args, work)
+            login_check(args, work, "sqlite", f"sqlite://{work}/login.db")
+            if args.postgres:
+                with PostgresDatabases(args.postgres) as pg:
+                    login_check(args, work, "postgresql", pg("login"))
             return
         if args.what == "peers":
             sys.path.insert(0, HERE)
@@ -524,19 +551,8 @@ def main():
         results["backends"]["sqlite"] = run_backend(
             args, "sqlite", lambda alg: f"sqlite://{work}/{alg}.db", work, results["limits"])
         if args.postgres:
-            created = []
-
-            def pg(alg):
-                name = f"jwt_issuer_load_{os.getpid()}_{alg.lower()}"
-                subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True)
-                subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
-                created.append(name)
-                return f"{args.postgres}/{name}"
-            try:
+            with PostgresDatabases(args.postgres) as pg:
                 results["backends"]["postgresql"] = run_backend(args, "postgresql", pg, work, results["limits"])
-            finally:
-                for name in created:
-                    subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"])
         if args.peers:
             sys.path.insert(0, HERE)
             import load_peers
