@@ -102,7 +102,7 @@ try:
     other = rs.introspect_token(BASE + "/oauth/introspect", token=user_token["access_token"]).json()
     check("introspection of another audience's token", other == {"active": False}, json.dumps(other))
 finally:
-    stopping.stop(server, "jwt-issuer serve")
+    stopping.stop(server, "jwt-issuer serve", log=log.name)
 
 print(f"{failures} failures")
 sys.exit(1 if failures else 0)

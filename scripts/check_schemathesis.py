@@ -120,7 +120,7 @@ def main():
             sys.exit(f"schemathesis failed: {', '.join(failed)}; server log: {log.name}")
         print("schemathesis: no failures")
     finally:
-        stopping.stop(server, "jwt-issuer serve")
+        stopping.stop(server, "jwt-issuer serve", log=log.name)
 
 
 if __name__ == "__main__":

@@ -54,21 +54,28 @@ def report(pid):
     return "\n".join(lines)
 
 
-def stop(proc, name, timeout=60):
-    """SIGTERM, then wait up to `timeout` seconds; past that, report, kill and raise Stuck."""
+def stop(proc, name, timeout=60, log=None):
+    """SIGTERM, then wait up to `timeout` seconds; past that, report (with the last lines of
+    the file `log`, if given), kill and raise Stuck."""
     if proc.poll() is not None:
         return proc.returncode
     proc.terminate()
-    return wait(proc, name, timeout, after="SIGTERM")
+    return wait(proc, name, timeout, after="SIGTERM", log=log)
 
 
-def wait(proc, name, timeout, after="starting"):
+def wait(proc, name, timeout, after="starting", log=None):
     """Waits up to `timeout` seconds for `proc` to end; past that, report, kill, raise Stuck."""
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         pass
     text = report(proc.pid)
+    if log:
+        try:
+            with open(log, errors="replace") as f:
+                text += f"\nthe last lines of {log}:\n" + "".join(f.readlines()[-40:])
+        except OSError as e:
+            text += f"\n(could not read {log}: {e})"
     proc.kill()
     proc.wait()
     message = f"{name} (pid {proc.pid}) had not ended {timeout} s after {after}; its threads:\n{text}"

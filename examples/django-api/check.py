@@ -75,7 +75,7 @@ class Issuer:
         return body["access"]
 
     def stop(self):
-        stopping.stop(self.proc, f"jwt-issuer serve on port {self.port}")
+        stopping.stop(self.proc, f"jwt-issuer serve on port {self.port}", log=self.log.name)
 
 
 def http(base, method, path, content_type=None, body=None, headers=None):
