@@ -509,7 +509,10 @@ class PostgresDatabases:
     def __call__(self, label):
         name = f"jwt_issuer_load_{os.getpid()}_{label.lower()}"
         for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
-            subprocess.run(["psql", self.server + "/postgres", "-qc", sql], check=True)
+            out = subprocess.run(["psql", self.server + "/postgres", "-qc", sql],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"--postgres {self.server}: `{sql}` failed: {out.stderr.strip()}")
         self.created.append(name)
         return f"{self.server}/{name}"
 
