@@ -80,6 +80,21 @@ macro_rules! binds {
 }
 pub(crate) use binds;
 
+/// Gives statement types of our own (one lifetime, their SQL fixed by the type) a static query
+/// id, so that each connection prepares them once and keeps them: diesel parses `sql_query`,
+/// every `UPDATE` it builds and its upserts anew at each execution.
+macro_rules! kept_prepared {
+    ($($ty:ident),+ $(,)?) => {
+        $(
+            impl diesel::query_builder::QueryId for $ty<'_> {
+                type QueryId = $ty<'static>;
+                const HAS_STATIC_QUERY_ID: bool = true;
+            }
+        )+
+    };
+}
+pub(crate) use kept_prepared;
+
 /// A connection to either backend; queries written once against it run on both.
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::backend::Backend;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
@@ -16,7 +16,7 @@ use super::batch::Batched;
 use super::schema::{issued_access_tokens, refresh_families, refresh_tokens, users};
 use super::throttle::{self, LoginRelease};
 use super::users::UserRow;
-use super::{DbConn, binds, on_backend, write_tx};
+use super::{DbConn, binds, kept_prepared, on_backend, write_tx};
 use crate::domain::UserId;
 
 /// A refresh family: everything that started at one login.
@@ -126,10 +126,7 @@ struct StartLogin<'a> {
     detail: Option<String>,
 }
 
-impl QueryId for StartLogin<'_> {
-    type QueryId = StartLogin<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+kept_prepared!(StartLogin);
 
 impl QueryFragment<Pg> for StartLogin<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
@@ -214,10 +211,7 @@ struct Claim<'a> {
     now: i64,
 }
 
-impl QueryId for Claim<'_> {
-    type QueryId = Claim<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+kept_prepared!(Claim);
 
 impl<DB> QueryFragment<DB> for Claim<'_>
 where
@@ -245,10 +239,7 @@ struct Touch<'a> {
     at: i64,
 }
 
-impl QueryId for Touch<'_> {
-    type QueryId = Touch<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+kept_prepared!(Touch);
 
 impl<DB> QueryFragment<DB> for Touch<'_>
 where
@@ -383,10 +374,7 @@ struct RotateCall<'a> {
     exp: Vec<i64>,
 }
 
-impl QueryId for RotateCall<'_> {
-    type QueryId = RotateCall<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+kept_prepared!(RotateCall);
 
 impl Query for RotateCall<'_> {
     type SqlType = Text;
@@ -617,6 +605,8 @@ pub fn count_live_families(conn: &mut DbConn, created_after: i64) -> QueryResult
 
 #[cfg(test)]
 mod tests {
+    use diesel::query_builder::QueryId;
+
     use super::*;
 
     /// The rotation is kept prepared: one statement whatever the number of items (diesel's

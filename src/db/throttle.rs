@@ -23,12 +23,12 @@ use diesel::backend::Backend;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 
 use super::schema::login_attempts;
-use super::{DbConn, binds, on_backend, write_tx};
+use super::{DbConn, binds, kept_prepared, on_backend, write_tx};
 
 /// The first lock; each further failure beyond the limit doubles it, up to [`MAX_LOCK_SECS`].
 pub const BASE_LOCK_SECS: i64 = 30;
@@ -89,10 +89,7 @@ pub(super) fn limits(counters: &Counters) -> Vec<i32> {
 /// flood.
 struct LockKeys<'a>(Vec<&'a str>);
 
-impl QueryId for LockKeys<'_> {
-    type QueryId = LockKeys<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+kept_prepared!(LockKeys);
 
 impl QueryFragment<Pg> for LockKeys<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
@@ -116,10 +113,7 @@ struct Reserve<'a> {
     now: i64,
 }
 
-impl QueryId for Reserve<'_> {
-    type QueryId = Reserve<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+kept_prepared!(Reserve);
 
 impl Query for Reserve<'_> {
     type SqlType = Nullable<BigInt>;
@@ -184,10 +178,7 @@ fn store(conn: &mut DbConn, rows: &[AttemptRow; 3]) -> QueryResult<()> {
 /// once per connection on both backends.
 struct Store<'a>(&'a [AttemptRow; 3]);
 
-impl QueryId for Store<'_> {
-    type QueryId = Store<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+kept_prepared!(Store);
 
 impl<DB> QueryFragment<DB> for Store<'_>
 where
@@ -326,6 +317,8 @@ pub fn purge_stale(conn: &mut DbConn, window: i64, now: i64) -> QueryResult<usiz
 
 #[cfg(test)]
 mod tests {
+    use diesel::query_builder::QueryId;
+
     use super::*;
 
     /// Both statements of a login's throttle are kept prepared (diesel's `sql_query` and its
