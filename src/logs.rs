@@ -11,6 +11,8 @@
 //! whose line finds [`FLUSH_AT`] bytes waiting writes them itself, and waits while another
 //! write is in progress, as a slow stderr made it wait before.
 
+pub mod lines;
+
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;

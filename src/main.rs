@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use jwt_issuer::cli::commands as cli;
 use jwt_issuer::cli::{Cli, Command, LogFormat};
-use jwt_issuer::logs::LogSink;
+use jwt_issuer::logs::{LogSink, lines};
 use jwt_issuer::startup::Application;
 
 fn main() -> ExitCode {
@@ -53,12 +53,11 @@ fn init_logs(format: LogFormat) -> LogSink {
         .with_env_filter(filter)
         .with_writer(sink.clone());
     match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+        LogFormat::Text => logs
+            .with_ansi(std::io::stderr().is_terminal())
+            .event_format(lines::Text)
             .init(),
+        LogFormat::Json => logs.json().event_format(lines::Json::new()).init(),
     }
     sink
 }

@@ -256,6 +256,14 @@ async fn a_trace_level_log_of_a_whole_session_holds_none_of_its_secrets() {
     let log = server.stop();
     assert!(log.contains("answered"), "the log has the requests:\n{log}");
     assert!(!log.contains('\u{1b}'), "no colour codes in a file");
+    // Lines logged inside the service's own spans name their request first.
+    assert!(
+        log.lines().any(
+            |l| l.contains(r#" method=POST route="/oauth/token"}:password{"#)
+                && l.contains("login succeeded")
+        ),
+        "no login line names its request:\n{log}"
+    );
     for secret in &secrets {
         let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
         for form in [secret.as_str(), encoded.as_str()] {
@@ -300,6 +308,14 @@ async fn json_logs_carry_the_request_id_given_or_a_new_one() {
     assert_ne!(replaced.headers().get("x-request-id").unwrap(), too_long);
     let generated = get(None).await.unwrap();
     assert!(generated.headers().get("x-request-id").is_some());
+    // A line logged inside a span of the service's own still names its request.
+    let password = std::fs::read_to_string(keys.join("initial-admin-password")).unwrap();
+    let login = [
+        ("grant_type", "password"),
+        ("username", "admin"),
+        ("password", password.trim()),
+    ];
+    server.post_form("/oauth/token", None, &login).await;
 
     let log = server.stop();
     let lines: Vec<Value> = log
@@ -314,6 +330,18 @@ async fn json_logs_carry_the_request_id_given_or_a_new_one() {
     assert_eq!(line["span"]["method"], "GET");
     assert_eq!(line["fields"]["status"], 401);
     assert!(line["fields"]["latency_ms"].as_f64().is_some(), "{line}");
+    assert_eq!(line["request_id"], "trace-me-42");
+    let succeeded = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "login succeeded")
+        .unwrap_or_else(|| panic!("no login line in:\n{log}"));
+    let answered = lines
+        .iter()
+        .find(|l| l["span"]["route"] == "/oauth/token")
+        .unwrap_or_else(|| panic!("no line of the login in:\n{log}"));
+    assert_eq!(succeeded["request_id"], answered["span"]["request_id"]);
+    assert_eq!(answered["request_id"], answered["span"]["request_id"]);
+    assert_eq!(succeeded["span"]["name"], "password", "{succeeded}");
     assert!(
         !log.contains("/admin/users/x/"),
         "paths are not logged, their patterns are"
