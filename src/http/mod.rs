@@ -19,6 +19,8 @@ pub mod simplejwt;
 pub mod token;
 pub mod wellknown;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -305,6 +307,32 @@ fn request_id(req: &ServiceRequest) -> String {
     }
 }
 
+thread_local! {
+    /// [`route_of`]'s answers for the paths that spell out their own route pattern, per worker
+    /// thread (an actix worker thread serves one app): one entry per static route at most,
+    /// whatever paths clients send.
+    static STATIC_ROUTES: RefCell<HashMap<Box<str>, Rc<str>>> = RefCell::default();
+}
+
+/// The pattern of the route that answers `req`, or `unmatched`. Asking the router walks the
+/// resources anew at each request (1.3% of the workers' CPU in a JWKS flood, `perf`); a static
+/// route's answer is kept ([`STATIC_ROUTES`]).
+fn route_of(req: &ServiceRequest) -> Rc<str> {
+    let path = req.path();
+    if let Some(route) = STATIC_ROUTES.with_borrow(|known| known.get(path).cloned()) {
+        return route;
+    }
+    match req.match_pattern() {
+        Some(pattern) if pattern == path => {
+            let route: Rc<str> = pattern.into();
+            STATIC_ROUTES.with_borrow_mut(|known| known.insert(path.into(), route.clone()));
+            route
+        }
+        Some(pattern) => pattern.into(),
+        None => "unmatched".into(),
+    }
+}
+
 const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// Every line logged while a request is answered names it ([`lines::Request`]: its id, echoed
@@ -318,7 +346,7 @@ pub async fn request_log(
     let request = Rc::new(lines::Request {
         id: request_id(&req),
         method: req.method().clone(),
-        route: req.match_pattern().unwrap_or_else(|| "unmatched".into()),
+        route: route_of(&req),
     });
     let start = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
@@ -337,4 +365,52 @@ pub async fn request_log(
     let latency_ms = elapsed.as_micros() as f64 / 1000.0;
     request.sync_scope(|| tracing::info!(status, latency_ms, "answered"));
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{App, HttpResponse, middleware::from_fn, test};
+
+    /// Answers with the route `route_of` found, in `x-route`.
+    async fn echo_route(
+        req: ServiceRequest,
+        next: Next<impl MessageBody + 'static>,
+    ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+        let route = route_of(&req);
+        let mut resp = next.call(req).await?;
+        let value = HeaderValue::from_str(&route).unwrap();
+        resp.headers_mut()
+            .insert(header::HeaderName::from_static("x-route"), value);
+        Ok(resp)
+    }
+
+    #[actix_web::test]
+    async fn route_patterns_are_remembered_for_static_routes_only() {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(echo_route))
+                .route("/jwks", web::get().to(HttpResponse::Ok))
+                .route("/users/{name}", web::get().to(HttpResponse::Ok)),
+        )
+        .await;
+        let route = async |uri: &str| {
+            let req = test::TestRequest::get().uri(uri).to_request();
+            let resp = test::call_service(&app, req).await;
+            resp.headers()
+                .get("x-route")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        for i in 0..100 {
+            assert_eq!(route(&format!("/users/u{i}")).await, "/users/{name}");
+            assert_eq!(route(&format!("/none/{i}")).await, "unmatched");
+            assert_eq!(route("/jwks").await, "/jwks");
+        }
+        STATIC_ROUTES.with_borrow(|known| {
+            assert_eq!(known.keys().map(|k| &**k).collect::<Vec<_>>(), ["/jwks"]);
+        });
+    }
 }

@@ -31,7 +31,7 @@ pub struct Request {
     pub id: String,
     pub method: Method,
     /// The pattern of the route that answers it (never the path: paths may carry usernames).
-    pub route: String,
+    pub route: Rc<str>,
 }
 
 tokio::task_local! {
