@@ -16,7 +16,7 @@ with Authlib's `OAuth2Session`:
 
 Exit status 0 when every check passed.
 """
-import base64, json, os, subprocess, sys, tempfile, time, urllib.request
+import base64, json, os, shutil, subprocess, sys, tempfile, time, urllib.request
 
 from authlib.integrations.requests_client import OAuth2Session
 
@@ -105,4 +105,6 @@ finally:
     stopping.stop(server, "jwt-issuer serve", log=log.name)
 
 print(f"{failures} failures")
+if not failures:
+    shutil.rmtree(work, ignore_errors=True)  # a failed run keeps it: the server's log
 sys.exit(1 if failures else 0)

@@ -121,6 +121,7 @@ def main():
         print("schemathesis: no failures")
     finally:
         stopping.stop(server, "jwt-issuer serve", log=log.name)
+    shutil.rmtree(work, ignore_errors=True)  # only once it passed: a failure keeps the log
 
 
 if __name__ == "__main__":

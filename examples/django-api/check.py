@@ -18,6 +18,7 @@ Exit status 0 when every check passed.
 """
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -120,7 +121,9 @@ def backend(alg):
     issuer = Issuer(work, alg)
     # The same keys and issuer, tokens valid for one second: expired ones.
     short = Issuer(work, alg, issuer=issuer.base, extra=["--access-ttl", "1"])
-    foreign = Issuer(tempfile.mkdtemp(prefix="jwt-issuer-foreign-"), alg, issuer=issuer.base)
+    elsewhere = tempfile.mkdtemp(prefix="jwt-issuer-foreign-")
+    foreign = Issuer(elsewhere, alg, issuer=issuer.base)
+    failures = ["not run to the end"]
     try:
         issuer.cli("user", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
         foreign.cli("user", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
@@ -163,6 +166,8 @@ def backend(alg):
     finally:
         for server in (issuer, short, foreign):
             server.stop()
+        if not failures:
+            tidy(work, elsewhere)
 
 
 # ---- 2. The front-end flow against both ---------------------------------------------------
@@ -237,6 +242,13 @@ def reference():
         return r.status_code, r.headers.get("WWW-Authenticate"), (r.json() if r.content else None)
 
     print(json.dumps(flow(send)))
+    tidy(work)
+
+
+def tidy(*folders):
+    """Removes a passed check's scratch folders (a failed one keeps them: the servers' logs)."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def shape(answer):
@@ -267,6 +279,7 @@ def compare():
         ours = flow(lambda method, path, ct, body: http(issuer.base, method, path, ct, body))
     finally:
         issuer.stop()
+    tidy(work)
     failures = 0
     print(f"{'case':34} {'simplejwt 5.5.1':>16} {'jwt-issuer':>11}")
     for (name, s1, c1, b1), (_, s2, c2, b2) in zip(theirs, ours):
