@@ -25,9 +25,10 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 
 use super::schema::login_attempts;
+use super::users::{self, UserRow};
 use super::{DbConn, binds, kept_prepared, on_backend, write_tx};
 
 /// The first lock; each further failure beyond the limit doubles it, up to [`MAX_LOCK_SECS`].
@@ -102,26 +103,35 @@ impl QueryFragment<Pg> for LockKeys<'_> {
 
 impl RunQueryDsl<PgConnection> for LockKeys<'_> {}
 
-/// [`reserve`] on PostgreSQL: one call of `reserve_login_attempt` (a migration of issue 12),
-/// one round trip in a transaction of its own, instead of five. Never inside a longer
-/// transaction: the function makes the transaction it runs in commit without waiting for its
-/// flush.
+/// [`reserve`] on PostgreSQL: one call of `reserve_login_attempt` (a migration of issue 12)
+/// joined to the user's row, one round trip in a transaction of its own, instead of six. Never
+/// inside a longer transaction: the function makes the transaction it runs in commit without
+/// waiting for its flush. The function runs once, before the join reads `users` (it is the
+/// outer side of a left join, a function scan), and the user is read only when nothing is
+/// locked.
 struct Reserve<'a> {
     keys: Vec<&'a str>,
     limits: Vec<i32>,
     window: i64,
     now: i64,
+    username: &'a str,
 }
 
 kept_prepared!(Reserve);
 
 impl Query for Reserve<'_> {
-    type SqlType = Nullable<BigInt>;
+    type SqlType = (
+        Nullable<BigInt>,
+        Nullable<(Text, Text, Text, Text, Bool, BigInt, BigInt)>,
+    );
 }
 
 impl QueryFragment<Pg> for Reserve<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("SELECT reserve_login_attempt(");
+        out.push_sql(
+            "SELECT r.wait, u.id, u.username, u.password_hash, u.roles, u.disabled, \
+             u.created_at, u.updated_at FROM reserve_login_attempt(",
+        );
         binds!(out:
             Array<Text> = &self.keys,
             Array<Integer> = &self.limits,
@@ -130,7 +140,8 @@ impl QueryFragment<Pg> for Reserve<'_> {
             BigInt = &BASE_LOCK_SECS,
             BigInt = &MAX_LOCK_SECS,
         );
-        out.push_sql(")");
+        out.push_sql(") AS r(wait) LEFT JOIN users u ON r.wait IS NULL AND u.username = ");
+        out.push_bind_param::<Text, _>(self.username)?;
         Ok(())
     }
 }
@@ -211,14 +222,24 @@ where
 
 impl<Conn> RunQueryDsl<Conn> for Store<'_> {}
 
-/// Reserves one attempt on every counter: `Some(seconds)` when a key is locked (nothing is
-/// counted then), else `None` after counting the attempt as a failure on each key.
+/// What a reservation found.
+#[derive(Debug)]
+pub enum Reserved {
+    /// A key is locked for this many seconds more: nothing was counted.
+    Throttled(i64),
+    /// The attempt is counted as a failure on each key; the user it names, if there is one.
+    Counted(Option<UserRow>),
+}
+
+/// Reserves one attempt at `username` on every counter, and reads that user when the attempt
+/// is not throttled: on PostgreSQL in one statement, on SQLite in one write transaction.
 pub fn reserve(
     conn: &mut DbConn,
     counters: &Counters,
     window: i64,
     now: i64,
-) -> QueryResult<Option<i64>> {
+    username: &str,
+) -> QueryResult<Reserved> {
     if let DbConn::Pg(pg) = conn {
         // The function's commit does not wait for its flush: it must be its own transaction's.
         let depth = AnsiTransactionManager::transaction_manager_status_mut(pg).transaction_depth();
@@ -227,44 +248,64 @@ pub fn reserve(
                 "a reservation runs in a transaction of its own".into(),
             ));
         }
-        return Reserve {
+        let (wait, user) = Reserve {
             keys: keys(counters),
             limits: limits(counters),
             window,
             now,
+            username,
         }
-        .get_result(pg);
+        .get_result::<(Option<i64>, Option<UserRow>)>(pg)?;
+        return Ok(match wait {
+            Some(wait) => Reserved::Throttled(wait),
+            None => Reserved::Counted(user),
+        });
     }
     write_tx(conn, |conn| {
-        lock_keys(conn, counters)?;
-        let stored = rows(conn, counters)?;
-        if let Some(wait) = stored
-            .iter()
-            .filter(|r| r.locked_until > now)
-            .map(|r| r.locked_until - now)
-            .max()
-        {
-            return Ok(Some(wait));
-        }
-        let counted = counters.clone().map(|counter| {
-            let (failures, window_start) = match stored.iter().find(|r| r.key == counter.key) {
-                // A counter given back to zero starts a new window at its next failure.
-                Some(r) if r.failures > 0 && now - r.window_start < window => {
-                    (r.failures.saturating_add(1), r.window_start)
-                }
-                _ => (1, now),
-            };
-            let lock = lock_after(failures, counter.limit);
-            AttemptRow {
-                key: counter.key,
-                failures,
-                window_start,
-                locked_until: if lock > 0 { now + lock } else { 0 },
-            }
-        });
-        store(conn, &counted)?;
-        Ok(None)
+        Ok(match count(conn, counters, window, now)? {
+            Some(wait) => Reserved::Throttled(wait),
+            None => Reserved::Counted(users::find_by_username(conn, username)?),
+        })
     })
+}
+
+/// [`reserve`]'s counting on SQLite, inside its write transaction: `Some(seconds)` when a key
+/// is locked (nothing is counted then), else `None` after counting the attempt as a failure
+/// on each key.
+fn count(
+    conn: &mut DbConn,
+    counters: &Counters,
+    window: i64,
+    now: i64,
+) -> QueryResult<Option<i64>> {
+    super::debug_assert_in_tx(conn);
+    let stored = rows(conn, counters)?;
+    if let Some(wait) = stored
+        .iter()
+        .filter(|r| r.locked_until > now)
+        .map(|r| r.locked_until - now)
+        .max()
+    {
+        return Ok(Some(wait));
+    }
+    let counted = counters.clone().map(|counter| {
+        let (failures, window_start) = match stored.iter().find(|r| r.key == counter.key) {
+            // A counter given back to zero starts a new window at its next failure.
+            Some(r) if r.failures > 0 && now - r.window_start < window => {
+                (r.failures.saturating_add(1), r.window_start)
+            }
+            _ => (1, now),
+        };
+        let lock = lock_after(failures, counter.limit);
+        AttemptRow {
+            key: counter.key,
+            failures,
+            window_start,
+            locked_until: if lock > 0 { now + lock } else { 0 },
+        }
+    });
+    store(conn, &counted)?;
+    Ok(None)
 }
 
 /// Gives back a reservation whose attempt succeeded, as part of the caller's write

@@ -6,7 +6,8 @@
 use std::net::IpAddr;
 
 use crate::db::audit::{Event, EventKind};
-use crate::db::users::{self, UserRow};
+use crate::db::throttle::Reserved;
+use crate::db::users::UserRow;
 use crate::domain::Password;
 use crate::service::Issuer;
 use crate::service::passwords::HashError;
@@ -44,28 +45,24 @@ impl Issuer {
         let t = self.settings.clock.now();
         let (name, reserving) = (username.to_owned(), attempt.clone());
         // Counted before the hash: parallel guesses cannot outrun the throttle.
-        let (locked, user) = self
+        let reserved = self
             .db
-            .run(move |conn| {
-                let locked = reserving.reserve(conn, &limits, t)?;
-                let user = match locked {
-                    Some(_) => None,
-                    None => users::find_by_username(conn, &name)?,
-                };
-                Ok((locked, user))
-            })
+            .run(move |conn| Ok(reserving.reserve(conn, &limits, t, &name)?))
             .await?;
         let source = source.map(|ip| ip.to_string());
-        if let Some(secs) = locked {
-            tracing::warn!(?source, "password check refused: throttled");
-            self.record(Event::new(
-                EventKind::LoginThrottled,
-                Some(username),
-                source.as_deref(),
-            ))
-            .await?;
-            return Err(CheckError::Throttled(secs));
-        }
+        let user = match reserved {
+            Reserved::Counted(user) => user,
+            Reserved::Throttled(secs) => {
+                tracing::warn!(?source, "password check refused: throttled");
+                self.record(Event::new(
+                    EventKind::LoginThrottled,
+                    Some(username),
+                    source.as_deref(),
+                ))
+                .await?;
+                return Err(CheckError::Throttled(secs));
+            }
+        };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let matched = match self.hasher.verify(password, stored).await {
             Ok(matched) => matched,

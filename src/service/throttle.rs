@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use crate::config::Limits;
-use crate::db::throttle::{self, Counter, Counters, LoginRelease};
+use crate::db::throttle::{self, Counter, Counters, LoginRelease, Reserved};
 use crate::db::{DbConn, write_tx};
 
 /// The counters one password attempt touches.
@@ -54,15 +54,17 @@ impl Attempt {
         }
     }
 
-    /// Reserves the attempt before its password is hashed: `Some(seconds)` when it is
-    /// throttled, else `None`, the attempt now counted as a failure until [`Attempt::succeeded`].
+    /// Reserves the attempt before its password is hashed, and reads the user it names
+    /// (`username`, the one the counters were made for) when it is not throttled. Counted, the
+    /// attempt is a failure until [`Attempt::succeeded`].
     pub fn reserve(
         &self,
         conn: &mut DbConn,
         limits: &Limits,
         now: i64,
-    ) -> diesel::QueryResult<Option<i64>> {
-        throttle::reserve(conn, &self.counters, limits.window, now)
+        username: &str,
+    ) -> diesel::QueryResult<Reserved> {
+        throttle::reserve(conn, &self.counters, limits.window, now, username)
     }
 
     /// Nothing was checked after all (the hasher was busy): the reservation is given back.

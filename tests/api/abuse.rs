@@ -22,6 +22,7 @@ both_backends!(
     old_audit_rows_are_purged_and_young_ones_are_safe,
     sessions_end_at_their_absolute_age,
     the_throttle_holds_across_instances_on_one_database,
+    a_reservation_reads_its_user_unless_throttled,
 );
 
 const PROXIED: &[&str] = &["--trusted-proxy", "127.0.0.1/32"];
@@ -436,10 +437,62 @@ fn a_reservation_alone_commits_without_waiting_for_its_flush() {
             limit,
         }
     });
-    let inside = conn.transaction(|c| jwt_issuer::db::throttle::reserve(c, &counters, 900, 1000));
+    let inside =
+        conn.transaction(|c| jwt_issuer::db::throttle::reserve(c, &counters, 900, 1000, "x"));
     assert!(inside.is_err(), "{inside:?}");
+    assert!(matches!(
+        jwt_issuer::db::throttle::reserve(&mut conn, &counters, 900, 1000, "x"),
+        Ok(jwt_issuer::db::throttle::Reserved::Counted(None))
+    ));
+}
+
+/// A reservation reads the user it is for (on PostgreSQL in the same statement, one round trip):
+/// the user while nothing is locked, nobody for an unknown name, and neither a user nor a count
+/// once a key is locked.
+async fn a_reservation_reads_its_user_unless_throttled(backend: Backend) {
+    use jwt_issuer::db::throttle::{Counter, Reserved, reserve};
+    use jwt_issuer::db::users::{NewUser, insert};
+    let db = crate::helpers::TestDb::create(&backend);
+    let mut conn = db.conn();
+    let user = NewUser {
+        id: "9b2f0c1e-0000-4000-8000-000000000001",
+        username: "carol",
+        password_hash: "$argon2id$stored",
+        roles: "reader",
+        disabled: false,
+        created_at: 1,
+        updated_at: 2,
+    };
+    insert(&mut conn, &user).unwrap();
+    let counters = |name: &str| {
+        [("ua", 10), ("a", 20), ("u", 2)].map(|(kind, limit)| Counter {
+            key: format!("{kind}:{name}"),
+            limit,
+        })
+    };
+    let found = |reserved| match reserved {
+        Ok(Reserved::Counted(Some(row))) => row,
+        other => panic!("expected carol's row, got {other:?}"),
+    };
+    let carol = found(reserve(&mut conn, &counters("carol"), 900, 1000, "carol"));
     assert_eq!(
-        jwt_issuer::db::throttle::reserve(&mut conn, &counters, 900, 1000),
-        Ok(None)
+        (
+            carol.id.as_str(),
+            carol.username.as_str(),
+            carol.password_hash.as_str()
+        ),
+        (user.id, "carol", user.password_hash)
     );
+    assert_eq!((carol.roles.as_str(), carol.disabled), ("reader", false));
+    assert_eq!((carol.created_at, carol.updated_at), (1, 2));
+    assert!(matches!(
+        reserve(&mut conn, &counters("nobody"), 900, 1000, "nobody"),
+        Ok(Reserved::Counted(None))
+    ));
+    // The second attempt reaches the username's limit of 2 and locks it for 30 s.
+    found(reserve(&mut conn, &counters("carol"), 900, 1000, "carol"));
+    assert!(matches!(
+        reserve(&mut conn, &counters("carol"), 900, 1010, "carol"),
+        Ok(Reserved::Throttled(20))
+    ));
 }
