@@ -14,6 +14,7 @@
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use diesel::QueryResult;
 use diesel::connection::SimpleConnection;
@@ -50,15 +51,24 @@ pub trait Batched: Send + Sync + 'static {
 type Reply<B> = oneshot::Sender<anyhow::Result<<B as Batched>::Output>>;
 type Job<B> = (<B as Batched>::Item, Reply<B>);
 
-/// A handle on the workers of one kind of batch.
+/// A handle on the workers of one kind of batch. Dropping it stops them and waits for them
+/// to end, so that the last connections of their pool are closed before the drop returns.
+/// Otherwise a worker, woken by the closed queue, could close them (libpq's TLS teardown)
+/// while the process exits and OpenSSL's exit handlers free what that teardown uses: a CLI
+/// command on PostgreSQL was once killed by a signal that way, after it had printed its result.
 pub struct Batcher<B: Batched> {
     queue: SyncSender<Job<B>>,
+    workers: Vec<JoinHandle<()>>,
 }
 
-impl<B: Batched> Clone for Batcher<B> {
-    fn clone(&self) -> Self {
-        Self {
-            queue: self.queue.clone(),
+impl<B: Batched> Drop for Batcher<B> {
+    fn drop(&mut self) {
+        // The queue's last sender goes: each worker's `recv` fails once the queue is empty.
+        let (closed, _) = mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.queue, closed));
+        for worker in self.workers.drain(..) {
+            // A worker that panicked has nothing left to close.
+            let _ = worker.join();
         }
     }
 }
@@ -69,13 +79,16 @@ impl<B: Batched> Batcher<B> {
     pub fn start(pool: &r2d2::Pool<Manager>) -> anyhow::Result<Self> {
         let (queue, jobs) = mpsc::sync_channel::<Job<B>>(MAX_QUEUED);
         let jobs = Arc::new(Mutex::new(jobs));
+        let mut workers = Vec::with_capacity(WORKERS);
         for i in 0..WORKERS {
             let (pool, jobs) = (pool.clone(), jobs.clone());
-            std::thread::Builder::new()
-                .name(format!("{}-{i}", B::NAME))
-                .spawn(move || work::<B>(&pool, &jobs))?;
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("{}-{i}", B::NAME))
+                    .spawn(move || work::<B>(&pool, &jobs))?,
+            );
         }
-        Ok(Self { queue })
+        Ok(Self { queue, workers })
     }
 
     /// Does `item`'s work in the next batch.
@@ -220,5 +233,39 @@ mod tests {
             42,
             "a lone item is a batch of one"
         );
+    }
+
+    static FINISHED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Counts its items once their (slow) batch is done.
+    struct Slow;
+
+    impl Batched for Slow {
+        type Item = ();
+        type Output = ();
+        const NAME: &'static str = "test-slow";
+
+        fn run(_: &mut DbConn, items: &[()]) -> QueryResult<Vec<()>> {
+            std::thread::sleep(Duration::from_millis(150));
+            FINISHED.fetch_add(items.len(), Ordering::SeqCst);
+            Ok(vec![(); items.len()])
+        }
+    }
+
+    /// Dropping a batcher waits for its workers: the batch they run ends, and they with it,
+    /// before the drop returns (what they hold of the pool is released by then).
+    #[tokio::test]
+    async fn dropping_a_batcher_waits_for_its_workers() {
+        let (_dir, db) = db();
+        let batcher = Batcher::<Slow>::start(&db.pool).unwrap();
+        let (reply, answer) = oneshot::channel();
+        batcher.queue.try_send(((), reply)).unwrap();
+        drop(batcher);
+        assert_eq!(
+            FINISHED.load(Ordering::SeqCst),
+            1,
+            "the batch had not ended"
+        );
+        assert!(answer.await.unwrap().is_ok());
     }
 }
