@@ -25,7 +25,9 @@ is measured). RSS: at start-up; idle, at rest after short warm-up bursts of each
 open every pooled database connection and fill its caches); the peak over every row; and after the load, once back within
 10% of idle or after 15 s. The memory bound: the peak never above 64 MiB + hashing threads x
 19 MiB, after within 10% of idle, and idle less than one argon2 area (19 MiB) above start-up,
-since idle hashing threads hold no argon2 memory.
+since idle hashing threads hold no argon2 memory. Beside every row: CPU stolen by the
+hypervisor, CPU of processes outside the run, and the disks' write and flush latency (the
+worst 100 ms interval too), to tell a slow row from a slow VM.
 """
 import argparse
 import http.client
@@ -151,17 +153,19 @@ class Server:
             self.proc.wait()
 
 
-class Peak:
-    """Samples a process's RSS every 20 ms while a block runs."""
+class Sampler:
+    """Calls `sample()` every `INTERVAL` seconds, from the start, on a thread of its own while a
+    block runs."""
 
-    def __init__(self, rss):
-        self.rss, self.peak, self.stop = rss, 0.0, threading.Event()
+    INTERVAL = 0.02
 
     def __enter__(self):
+        self.stop = threading.Event()
+
         def watch():
-            while not self.stop.is_set():
-                self.peak = max(self.peak, self.rss())
-                time.sleep(0.02)
+            self.sample()
+            while not self.stop.wait(self.INTERVAL):
+                self.sample()
         self.thread = threading.Thread(target=watch, daemon=True)
         self.thread.start()
         return self
@@ -169,6 +173,114 @@ class Peak:
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join()
+
+
+class Peak(Sampler):
+    """Samples a process's RSS every 20 ms while a block runs."""
+
+    def __init__(self, rss):
+        self.rss, self.peak = rss, 0.0
+
+    def sample(self):
+        self.peak = max(self.peak, self.rss())
+
+
+class Machine(Sampler):
+    """What the rest of the machine did while a row ran, to tell a slow row from a slow VM:
+    CPU time stolen by the hypervisor and taken by processes that are not part of the run
+    (/proc/stat and /proc/PID/stat, read at both ends), and the disks' write and flush
+    latency (/proc/diskstats, every 100 ms: the mean latency of the requests completed in
+    each interval, the worst interval kept), which a durable commit waits for."""
+
+    # Processes that are part of a run: the servers measured, their databases, the load.
+    OURS = {"jwt-issuer", "wrk", "postgres", "python3", "python", "gunicorn", "node"}
+    INTERVAL = 0.1
+
+    @staticmethod
+    def cpu_by_process():
+        out = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    head, tail = f.read().rsplit(")", 1)
+            except OSError:
+                continue
+            fields = tail.split()
+            out[int(pid)] = (head.split("(", 1)[1], int(fields[11]) + int(fields[12]))
+        return out
+
+    @staticmethod
+    def cpu_totals():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[7] if len(values) > 7 else 0
+
+    @staticmethod
+    def disks():
+        """Summed over whole disks (not partitions, loop or RAM devices): completed writes,
+        ms spent on them, completed flushes, ms spent on them."""
+        totals = [0, 0, 0, 0]
+        try:
+            with open("/proc/diskstats") as f:
+                lines = f.readlines()
+        except OSError:
+            return totals
+        for line in lines:
+            fields = line.split()
+            name = fields[2]
+            if name.startswith(("loop", "ram", "dm-", "sr")) or os.path.exists(f"/sys/class/block/{name}/partition"):
+                continue
+            values = [int(v) for v in fields[3:]]
+            totals[0] += values[4]
+            totals[1] += values[7]
+            if len(values) >= 17:  # flush statistics: Linux 5.5 and later
+                totals[2] += values[15]
+                totals[3] += values[16]
+        return totals
+
+    def __enter__(self):
+        self.processes, self.totals = self.cpu_by_process(), self.cpu_totals()
+        self.started = time.time()
+        self.first = self.last = self.disks()
+        self.worst = {"write_ms": 0.0, "flush_ms": 0.0}
+        return super().__enter__()
+
+    def sample(self):
+        now = self.disks()
+        for name, count, spent in (("write_ms", 0, 1), ("flush_ms", 2, 3)):
+            done = now[count] - self.last[count]
+            if done:
+                self.worst[name] = max(self.worst[name], (now[spent] - self.last[spent]) / done)
+        self.last = now
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        processes, totals, disks = self.cpu_by_process(), self.cpu_totals(), self.disks()
+        ticks = max(1, totals[0] - self.totals[0])  # every CPU's ticks, in USER_HZ
+        others = {}
+        for pid, (name, cpu) in processes.items():
+            if name in self.OURS:
+                continue
+            used = cpu - self.processes[pid][1] if pid in self.processes else cpu
+            if used > 0:
+                others[name] = others.get(name, 0) + used
+        seconds = max(1e-3, time.time() - self.started)
+        writes, flushes = disks[0] - self.first[0], disks[2] - self.first[2]
+        self.summary = {
+            "steal": (totals[1] - self.totals[1]) / ticks,
+            # Shares of the whole machine (every core), like steal.
+            "others": {name: used / ticks for name, used in
+                       sorted(others.items(), key=lambda kv: -kv[1])[:3]},
+            "others_total": sum(others.values()) / ticks,
+            "disk_writes_per_s": writes / seconds,
+            "disk_write_ms": (disks[1] - self.first[1]) / writes if writes else 0.0,
+            "disk_write_worst_ms": self.worst["write_ms"],
+            "disk_flushes_per_s": flushes / seconds,
+            "disk_flush_ms": (disks[3] - self.first[3]) / flushes if flushes else 0.0,
+            "disk_flush_worst_ms": self.worst["flush_ms"],
+        }
 
 
 def wrk(url, script, env=None, seconds=SECONDS, warmup=WARMUP, conns=CONNS, background=False,
@@ -188,13 +300,15 @@ def wrk(url, script, env=None, seconds=SECONDS, warmup=WARMUP, conns=CONNS, back
         time.sleep(SETTLE)
 
     def measured():
-        out = subprocess.run(cmd + [f"-d{seconds}s", url], env=full_env, check=True,
-                             capture_output=True, text=True).stdout
+        with Machine() as machine:
+            out = subprocess.run(cmd + [f"-d{seconds}s", url], env=full_env, check=True,
+                                 capture_output=True, text=True).stdout
         match = re.search(r"^RESULT (.*)$", out, re.M)
         if not match:
             sys.exit(f"wrk printed no result:\n{out}")
         result = json.loads(match.group(1))
         result["rate"] = result["requests"] / result["seconds"]
+        result["machine"] = machine.summary
         return result
     if background:
         box = {}
@@ -485,6 +599,15 @@ def table(results):
         for row, r in rows.items():
             lines.append(f"| {row} | {name} | {r['rate']:,.1f} | {r['p50_ms']:.1f} | "
                          f"{r['p99_ms']:.1f} | {r['non2xx'] + r['socket_errors']} |")
+    lines += ["", "What the rest of the machine did meanwhile (shares of all cores; disk latencies: the mean "
+              "over the row, and the worst 100 ms interval's):", "",
+              "| row | backend | stolen | other processes | disk writes | disk flushes |",
+              "|---|---|---:|---|---|---|"]
+    for backend, rows in list(results["backends"].items()) + list(results.get("peers", {}).items()):
+        for name, r in rows.items():
+            r = r.get("login", r) if isinstance(r, dict) else None
+            if r and "machine" in r:
+                lines.append(f"| {name} | {backend} | {machine_cells(r['machine'])} |")
     lines += ["", "| RSS MiB | start-up | idle | peak | after | bound |", "|---|---:|---:|---:|---:|---:|"]
     for backend, rows in results["backends"].items():
         for alg in ("RS256", "ES256"):
@@ -494,6 +617,20 @@ def table(results):
     for name, r in results.get("peer_rss", {}).items():
         lines.append(f"| {name} | | {r['idle']:.1f} | {r['peak']:.1f} | {r['after']:.1f} | |")
     return "\n".join(lines)
+
+
+def ms(value):
+    return f"{value:.2f}" if value < 10 else f"{value:,.0f}"
+
+
+def machine_cells(m):
+    others = ", ".join(f"{name} {share:.1%}" for name, share in m["others"].items()) or "none"
+    disk = []
+    for kind in ("write", "flush"):
+        rate = m[f"disk_{kind}s_per_s" if kind == "write" else "disk_flushes_per_s"]
+        disk.append(f"{rate:,.0f}/s, {ms(m[f'disk_{kind}_ms'])} / {ms(m[f'disk_{kind}_worst_ms'])} ms"
+                    if rate else "none")
+    return f"{m['steal']:.1%} | {m['others_total']:.1%} ({others}) | {disk[0]} | {disk[1]}"
 
 
 class PostgresDatabases:
