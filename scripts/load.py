@@ -27,7 +27,8 @@ open every pooled database connection and fill its caches); the peak over every 
 19 MiB, after within 10% of idle, and idle less than one argon2 area (19 MiB) above start-up,
 since idle hashing threads hold no argon2 memory. Beside every row: CPU stolen by the
 hypervisor, CPU of processes outside the run, and the disks' write and flush latency (the
-worst 100 ms interval too), to tell a slow row from a slow VM.
+worst 100 ms interval too, and the longest time the disks completed nothing), to tell a slow
+row from a slow VM.
 """
 import argparse
 import http.client
@@ -189,12 +190,15 @@ class Machine(Sampler):
     """What the rest of the machine did while a row ran, to tell a slow row from a slow VM:
     CPU time stolen by the hypervisor and taken by processes that are not part of the run
     (/proc/stat and /proc/PID/stat, read at both ends), and the disks' write and flush
-    latency (/proc/diskstats, every 100 ms: the mean latency of the requests completed in
-    each interval, the worst interval kept), which a durable commit waits for."""
+    latency (/proc/diskstats: the mean latency of the requests completed in each 100 ms, the
+    worst interval kept), which a durable commit waits for. A mean hides one stalled request
+    among many quick ones, so the longest stall is kept too: the longest time the disks held
+    requests without completing any (read every 25 ms)."""
 
     # Processes that are part of a run: the servers measured, their databases, the load.
     OURS = {"jwt-issuer", "wrk", "postgres", "python3", "python", "gunicorn", "node"}
-    INTERVAL = 0.1
+    INTERVAL = 0.025
+    WINDOW = 4  # samples per latency interval (100 ms)
 
     @staticmethod
     def cpu_by_process():
@@ -220,8 +224,9 @@ class Machine(Sampler):
     @staticmethod
     def disks():
         """Summed over whole disks (not partitions, loop or RAM devices): completed writes,
-        ms spent on them, completed flushes, ms spent on them."""
-        totals = [0, 0, 0, 0]
+        ms spent on them, completed flushes, ms spent on them, requests of every kind
+        completed, requests in flight."""
+        totals = [0, 0, 0, 0, 0, 0]
         try:
             with open("/proc/diskstats") as f:
                 lines = f.readlines()
@@ -235,20 +240,37 @@ class Machine(Sampler):
             values = [int(v) for v in fields[3:]]
             totals[0] += values[4]
             totals[1] += values[7]
-            if len(values) >= 17:  # flush statistics: Linux 5.5 and later
+            totals[4] += values[0] + values[4]
+            totals[5] += values[8]
+            if len(values) >= 15:  # discards: Linux 4.18 and later
+                totals[4] += values[11]
+            if len(values) >= 17:  # flushes: Linux 5.5 and later
                 totals[2] += values[15]
                 totals[3] += values[16]
+                totals[4] += values[15]
         return totals
 
     def __enter__(self):
         self.processes, self.totals = self.cpu_by_process(), self.cpu_totals()
         self.started = time.time()
-        self.first = self.last = self.disks()
+        self.first = self.last = self.previous = self.disks()
         self.worst = {"write_ms": 0.0, "flush_ms": 0.0}
+        self.samples, self.at = 0, time.monotonic()
+        self.stalled = self.longest_stall = 0.0
         return super().__enter__()
 
     def sample(self):
-        now = self.disks()
+        now, at = self.disks(), time.monotonic()
+        # Requests in flight at both readings and none completed in between: stalled.
+        if now[5] and self.previous[5] and now[4] == self.previous[4]:
+            self.stalled += at - self.at
+            self.longest_stall = max(self.longest_stall, self.stalled)
+        else:
+            self.stalled = 0.0
+        self.previous, self.at = now, at
+        self.samples += 1
+        if self.samples % self.WINDOW:
+            return
         for name, count, spent in (("write_ms", 0, 1), ("flush_ms", 2, 3)):
             done = now[count] - self.last[count]
             if done:
@@ -280,6 +302,7 @@ class Machine(Sampler):
             "disk_flushes_per_s": flushes / seconds,
             "disk_flush_ms": (disks[3] - self.first[3]) / flushes if flushes else 0.0,
             "disk_flush_worst_ms": self.worst["flush_ms"],
+            "disk_longest_stall_ms": self.longest_stall * 1000,
         }
 
 
@@ -600,9 +623,10 @@ def table(results):
             lines.append(f"| {row} | {name} | {r['rate']:,.1f} | {r['p50_ms']:.1f} | "
                          f"{r['p99_ms']:.1f} | {r['non2xx'] + r['socket_errors']} |")
     lines += ["", "What the rest of the machine did meanwhile (shares of all cores; disk latencies: the mean "
-              "over the row, and the worst 100 ms interval's):", "",
-              "| row | backend | stolen | other processes | disk writes | disk flushes |",
-              "|---|---|---:|---|---|---|"]
+              "over the row, and the worst 100 ms interval's; the longest time the disks held requests "
+              "without completing any):", "",
+              "| row | backend | stolen | other processes | disk writes | disk flushes | longest disk stall |",
+              "|---|---|---:|---|---|---|---:|"]
     for backend, rows in list(results["backends"].items()) + list(results.get("peers", {}).items()):
         for name, r in rows.items():
             r = r.get("login", r) if isinstance(r, dict) else None
@@ -630,7 +654,8 @@ def machine_cells(m):
         rate = m[f"disk_{kind}s_per_s" if kind == "write" else "disk_flushes_per_s"]
         disk.append(f"{rate:,.0f}/s, {ms(m[f'disk_{kind}_ms'])} / {ms(m[f'disk_{kind}_worst_ms'])} ms"
                     if rate else "none")
-    return f"{m['steal']:.1%} | {m['others_total']:.1%} ({others}) | {disk[0]} | {disk[1]}"
+    return (f"{m['steal']:.1%} | {m['others_total']:.1%} ({others}) | {disk[0]} | {disk[1]} | "
+            f"{m['disk_longest_stall_ms']:,.0f} ms")
 
 
 class PostgresDatabases:
