@@ -107,8 +107,8 @@ impl RunQueryDsl<PgConnection> for LockKeys<'_> {}
 /// joined to the user's row, one round trip in a transaction of its own, instead of six. Never
 /// inside a longer transaction: the function makes the transaction it runs in commit without
 /// waiting for its flush. The function runs once, before the join reads `users` (it is the
-/// outer side of a left join, a function scan), and the user is read only when nothing is
-/// locked.
+/// outer side of a left join, a function scan), and the user's row is returned only when
+/// nothing is locked.
 struct Reserve<'a> {
     keys: Vec<&'a str>,
     limits: Vec<i32>,
