@@ -650,8 +650,7 @@ def ms(value):
 def machine_cells(m):
     others = ", ".join(f"{name} {share:.1%}" for name, share in m["others"].items()) or "none"
     disk = []
-    for kind in ("write", "flush"):
-        rate = m[f"disk_{kind}s_per_s" if kind == "write" else "disk_flushes_per_s"]
+    for kind, rate in (("write", m["disk_writes_per_s"]), ("flush", m["disk_flushes_per_s"])):
         disk.append(f"{rate:,.0f}/s, {ms(m[f'disk_{kind}_ms'])} / {ms(m[f'disk_{kind}_worst_ms'])} ms"
                     if rate else "none")
     return (f"{m['steal']:.1%} | {m['others_total']:.1%} ({others}) | {disk[0]} | {disk[1]} | "
