@@ -25,10 +25,11 @@ is measured). RSS: at start-up; idle, at rest after short warm-up bursts of each
 open every pooled database connection and fill its caches); the peak over every row; and after the load, once back within
 10% of idle or after 15 s. The memory bound: the peak never above 64 MiB + hashing threads x
 19 MiB, after within 10% of idle, and idle less than one argon2 area (19 MiB) above start-up,
-since idle hashing threads hold no argon2 memory. Beside every row: CPU stolen by the
-hypervisor, CPU of processes outside the run, and the disks' write and flush latency (the
-worst 100 ms interval too, and the longest time the disks completed nothing), to tell a slow
-row from a slow VM.
+since idle hashing threads hold no argon2 memory. Beside every row: the CPU of the run's own
+processes (jwt-issuer and its hashing threads, PostgreSQL, wrk, the harness, the peers) and the
+machine's idle share, CPU stolen by the hypervisor, CPU of processes outside the run, and the
+disks' write and flush latency (the worst 100 ms interval too, and the longest time the disks
+completed nothing), to tell a slow row from a slow VM.
 """
 import argparse
 import http.client
@@ -193,7 +194,10 @@ class Machine(Sampler):
     latency (/proc/diskstats: the mean latency of the requests completed in each 100 ms, the
     worst interval kept), which a durable commit waits for. A mean hides one stalled request
     among many quick ones, so the longest stall is kept too: the longest time the disks held
-    requests without completing any (read every 25 ms)."""
+    requests without completing any (read every 25 ms). Beside them, where the run's own CPU went
+    (jwt-issuer, its password-hashing threads among it, PostgreSQL, wrk, the harness and the
+    peers) and how much of the machine stayed idle: a row short of its limit with the machine
+    idle waited for something other than the CPU."""
 
     # Processes that are part of a run: the servers measured, their databases, the load.
     OURS = {"jwt-issuer", "wrk", "postgres", "python3", "python", "gunicorn", "node"}
@@ -216,10 +220,34 @@ class Machine(Sampler):
         return out
 
     @staticmethod
+    def hashing(processes):
+        """The CPU ticks of jwt-issuer's password-hashing threads (named argon2-N), summed."""
+        ticks = 0
+        for pid, (name, _) in processes.items():
+            if name != "jwt-issuer":
+                continue
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                        head, tail = f.read().rsplit(")", 1)
+                except OSError:
+                    continue
+                if head.split("(", 1)[1].startswith("argon2-"):
+                    fields = tail.split()
+                    ticks += int(fields[11]) + int(fields[12])
+        return ticks
+
+    @staticmethod
     def cpu_totals():
+        """Every CPU's ticks, the stolen ones, the idle ones (waiting for I/O included)."""
         with open("/proc/stat") as f:
             values = [int(v) for v in f.readline().split()[1:]]
-        return sum(values), values[7] if len(values) > 7 else 0
+        return (sum(values), values[7] if len(values) > 7 else 0,
+                values[3] + (values[4] if len(values) > 4 else 0))
 
     @staticmethod
     def disks():
@@ -252,6 +280,8 @@ class Machine(Sampler):
 
     def __enter__(self):
         self.processes, self.totals = self.cpu_by_process(), self.cpu_totals()
+        self.hashed = self.hashing(self.processes)
+        self.ended = {}  # CPU ticks of processes that ran and ended within the row, by name
         self.started = time.time()
         self.first = self.last = self.previous = self.disks()
         self.worst = {"write_ms": 0.0, "flush_ms": 0.0}
@@ -280,14 +310,14 @@ class Machine(Sampler):
     def __exit__(self, *exc):
         super().__exit__(*exc)
         processes, totals, disks = self.cpu_by_process(), self.cpu_totals(), self.disks()
+        hashed = self.hashing(processes)
         ticks = max(1, totals[0] - self.totals[0])  # every CPU's ticks, in USER_HZ
-        others = {}
+        others, ours = {}, dict(self.ended)
         for pid, (name, cpu) in processes.items():
-            if name in self.OURS:
-                continue
             used = cpu - self.processes[pid][1] if pid in self.processes else cpu
             if used > 0:
-                others[name] = others.get(name, 0) + used
+                group = ours if name in self.OURS else others
+                group[name] = group.get(name, 0) + used
         seconds = max(1e-3, time.time() - self.started)
         writes, flushes = disks[0] - self.first[0], disks[2] - self.first[2]
         self.summary = {
@@ -296,6 +326,9 @@ class Machine(Sampler):
             "others": {name: used / ticks for name, used in
                        sorted(others.items(), key=lambda kv: -kv[1])[:3]},
             "others_total": sum(others.values()) / ticks,
+            "ours": {name: used / ticks for name, used in sorted(ours.items(), key=lambda kv: -kv[1])},
+            "hashing": max(0, hashed - self.hashed) / ticks,
+            "idle": (totals[2] - self.totals[2]) / ticks,
             "disk_writes_per_s": writes / seconds,
             "disk_write_ms": (disks[1] - self.first[1]) / writes if writes else 0.0,
             "disk_write_worst_ms": self.worst["write_ms"],
@@ -324,8 +357,17 @@ def wrk(url, script, env=None, seconds=SECONDS, warmup=WARMUP, conns=CONNS, back
 
     def measured():
         with Machine() as machine:
-            out = subprocess.run(cmd + [f"-d{seconds}s", url], env=full_env, check=True,
-                                 capture_output=True, text=True).stdout
+            proc = subprocess.Popen(cmd + [f"-d{seconds}s", url], env=full_env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            out = proc.stdout.read()
+            proc.stdout.close()
+            # Reaped here, so its CPU is known although it has ended before the row's last
+            # reading of /proc.
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode:
+                sys.exit(f"wrk failed:\n{out}")
+            machine.ended["wrk"] = (usage.ru_utime + usage.ru_stime) * os.sysconf("SC_CLK_TCK")
         match = re.search(r"^RESULT (.*)$", out, re.M)
         if not match:
             sys.exit(f"wrk printed no result:\n{out}")
@@ -622,11 +664,12 @@ def table(results):
         for row, r in rows.items():
             lines.append(f"| {row} | {name} | {r['rate']:,.1f} | {r['p50_ms']:.1f} | "
                          f"{r['p99_ms']:.1f} | {r['non2xx'] + r['socket_errors']} |")
-    lines += ["", "What the rest of the machine did meanwhile (shares of all cores; disk latencies: the mean "
-              "over the row, and the worst 100 ms interval's; the longest time the disks held requests "
-              "without completing any):", "",
-              "| row | backend | stolen | other processes | disk writes | disk flushes | longest disk stall |",
-              "|---|---|---:|---|---|---|---:|"]
+    lines += ["", "Where the CPU went and what the rest of the machine did meanwhile (shares of all cores; "
+              "disk latencies: the mean over the row, and the worst 100 ms interval's; the longest time "
+              "the disks held requests without completing any):", "",
+              "| row | backend | the run's processes | idle | stolen | other processes | disk writes | "
+              "disk flushes | longest disk stall |",
+              "|---|---|---|---:|---:|---|---|---|---:|"]
     for backend, rows in list(results["backends"].items()) + list(results.get("peers", {}).items()):
         for name, r in rows.items():
             r = r.get("login", r) if isinstance(r, dict) else None
@@ -653,7 +696,12 @@ def machine_cells(m):
     for kind, rate in (("write", m["disk_writes_per_s"]), ("flush", m["disk_flushes_per_s"])):
         disk.append(f"{rate:,.0f}/s, {ms(m[f'disk_{kind}_ms'])} / {ms(m[f'disk_{kind}_worst_ms'])} ms"
                     if rate else "none")
-    return (f"{m['steal']:.1%} | {m['others_total']:.1%} ({others}) | {disk[0]} | {disk[1]} | "
+    ours = []
+    for name, share in m["ours"].items():
+        hashing = f" (hashing {m['hashing']:.1%})" if name == "jwt-issuer" and m["hashing"] else ""
+        ours.append(f"{name} {share:.1%}{hashing}")
+    return (f"{', '.join(ours) or 'none'} | {m['idle']:.1%} | {m['steal']:.1%} | "
+            f"{m['others_total']:.1%} ({others}) | {disk[0]} | {disk[1]} | "
             f"{m['disk_longest_stall_ms']:,.0f} ms")
 
 
