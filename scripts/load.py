@@ -205,22 +205,27 @@ class Machine(Sampler):
     WINDOW = 4  # samples per latency interval (100 ms)
 
     @staticmethod
-    def cpu_by_process():
+    def named_ticks(stat):
+        """A process's or thread's name and CPU ticks (user + system) from its `stat` file, or
+        None once it has gone."""
+        try:
+            with open(stat) as f:
+                head, tail = f.read().rsplit(")", 1)
+        except OSError:
+            return None
+        fields = tail.split()
+        return head.split("(", 1)[1], int(fields[11]) + int(fields[12])
+
+    @classmethod
+    def cpu_by_process(cls):
         out = {}
         for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    head, tail = f.read().rsplit(")", 1)
-            except OSError:
-                continue
-            fields = tail.split()
-            out[int(pid)] = (head.split("(", 1)[1], int(fields[11]) + int(fields[12]))
+            if pid.isdigit() and (named := cls.named_ticks(f"/proc/{pid}/stat")):
+                out[int(pid)] = named
         return out
 
-    @staticmethod
-    def hashing(processes):
+    @classmethod
+    def hashing(cls, processes):
         """The CPU ticks of jwt-issuer's password-hashing threads (named argon2-N), summed."""
         ticks = 0
         for pid, (name, _) in processes.items():
@@ -231,14 +236,9 @@ class Machine(Sampler):
             except OSError:
                 continue
             for tid in tasks:
-                try:
-                    with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                        head, tail = f.read().rsplit(")", 1)
-                except OSError:
-                    continue
-                if head.split("(", 1)[1].startswith("argon2-"):
-                    fields = tail.split()
-                    ticks += int(fields[11]) + int(fields[12])
+                named = cls.named_ticks(f"/proc/{pid}/task/{tid}/stat")
+                if named and named[0].startswith("argon2-"):
+                    ticks += named[1]
         return ticks
 
     @staticmethod
