@@ -21,7 +21,7 @@ times); everything else is as shipped.
 Rows: password login (argon2id m=19456 t=2 p=1); refresh with RS256 and ES256 keys (each
 request presents a live refresh token and gets its successor); JWKS; the mixed workload (a
 login flood of 32 connections, plus a steady 200 JWKS reads/s and 100 refreshes/s whose p99
-is measured). RSS: at start-up; idle, at rest after short warm-up bursts of each kind (which
+is measured, each from a wrk of its own on a fixed schedule). RSS: at start-up; idle, at rest after short warm-up bursts of each kind (which
 open every pooled database connection and fill its caches); the peak over every row; and after the load, once back within
 10% of idle or after 15 s. The memory bound: the peak never above 64 MiB + hashing threads x
 19 MiB, after within 10% of idle, and idle less than one argon2 area (19 MiB) above start-up,
@@ -32,7 +32,7 @@ disks' write and flush latency (the worst 100 ms interval too, and the longest t
 completed nothing), to tell a slow row from a slow VM.
 """
 import argparse
-import http.client
+import functools
 import json
 import os
 import re
@@ -54,6 +54,7 @@ LUA = os.path.join(HERE, "load")
 ARGON2_MIB = 19
 SECONDS, WARMUP, CONNS, THREADS = 10, 3, 32, 2
 SETTLE = 1.0  # seconds between a warm-up and its measured run
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def free_port():
@@ -102,13 +103,10 @@ class Server:
 
     def rss_mib(self):
         try:
-            with open(f"/proc/{self.proc.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS"):
-                        return int(line.split()[1]) / 1024
+            with open(f"/proc/{self.proc.pid}/statm") as statm:
+                return int(statm.read().split()[1]) * PAGE / 2**20
         except FileNotFoundError:
-            pass
-        return 0.0
+            return 0.0
 
     def login(self):
         return post_form(self.base + "/oauth/token", {
@@ -156,29 +154,47 @@ class Server:
 
 
 class Sampler:
-    """Calls `sample()` every `INTERVAL` seconds, from the start, on a thread of its own while a
-    block runs."""
+    """Calls `sample()` every `INTERVAL` seconds, from the start, while a block runs. Every
+    sampler active at once is called from one thread: each wakeup of the harness takes a CPU
+    from the service it measures (a thread waking 40-50 times a second took 0.8% of a core)."""
 
-    INTERVAL = 0.02
+    INTERVAL = 0.025
+    lock = threading.Lock()
+    active = []
+    ticker = None  # (thread, stop event) while a sampler is active
 
     def __enter__(self):
-        self.stop = threading.Event()
-
-        def watch():
+        with Sampler.lock:
             self.sample()
-            while not self.stop.wait(self.INTERVAL):
-                self.sample()
-        self.thread = threading.Thread(target=watch, daemon=True)
-        self.thread.start()
+            Sampler.active.append(self)
+            if Sampler.ticker is None:
+                stop = threading.Event()
+                thread = threading.Thread(target=Sampler.tick, args=(stop,), daemon=True)
+                Sampler.ticker = (thread, stop)
+                thread.start()
         return self
 
+    @staticmethod
+    def tick(stop):
+        while not stop.wait(Sampler.INTERVAL):
+            with Sampler.lock:
+                for sampler in Sampler.active:
+                    sampler.sample()
+
     def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
+        # Under the lock: no sample of this one runs once it has been removed.
+        with Sampler.lock:
+            Sampler.active.remove(self)
+            ticker = None if Sampler.active else Sampler.ticker
+            if ticker:
+                Sampler.ticker = None
+        if ticker:
+            ticker[1].set()
+            ticker[0].join()
 
 
 class Peak(Sampler):
-    """Samples a process's RSS every 20 ms while a block runs."""
+    """Samples a process's RSS every 25 ms while a block runs."""
 
     def __init__(self, rss):
         self.rss, self.peak = rss, 0.0
@@ -201,7 +217,6 @@ class Machine(Sampler):
 
     # Processes that are part of a run: the servers measured, their databases, the load.
     OURS = {"jwt-issuer", "wrk", "postgres", "python3", "python", "gunicorn", "node"}
-    INTERVAL = 0.025
     WINDOW = 4  # samples per latency interval (100 ms)
 
     @staticmethod
@@ -250,10 +265,16 @@ class Machine(Sampler):
                 values[3] + (values[4] if len(values) > 4 else 0))
 
     @staticmethod
-    def disks():
-        """Summed over whole disks (not partitions, loop or RAM devices): completed writes,
-        ms spent on them, completed flushes, ms spent on them, requests of every kind
-        completed, requests in flight."""
+    @functools.cache
+    def whole_disk(name):
+        """Whether a block device is a whole disk (not a partition, loop or RAM device)."""
+        return not (name.startswith(("loop", "ram", "dm-", "sr"))
+                    or os.path.exists(f"/sys/class/block/{name}/partition"))
+
+    @classmethod
+    def disks(cls):
+        """Summed over whole disks: completed writes, ms spent on them, completed flushes, ms
+        spent on them, requests of every kind completed, requests in flight."""
         totals = [0, 0, 0, 0, 0, 0]
         try:
             with open("/proc/diskstats") as f:
@@ -262,8 +283,7 @@ class Machine(Sampler):
             return totals
         for line in lines:
             fields = line.split()
-            name = fields[2]
-            if name.startswith(("loop", "ram", "dm-", "sr")) or os.path.exists(f"/sys/class/block/{name}/partition"):
+            if not cls.whole_disk(fields[2]):
                 continue
             values = [int(v) for v in fields[3:]]
             totals[0] += values[4]
@@ -278,10 +298,22 @@ class Machine(Sampler):
                 totals[4] += values[15]
         return totals
 
+    measuring = []  # every Machine between its two readings of /proc
+
+    @classmethod
+    def reaped(cls, name, ticks):
+        """Counts the CPU of a process of the run that has ended (and been reaped) for every
+        row measured meanwhile: it is gone from /proc by their last reading."""
+        with Sampler.lock:
+            for machine in cls.measuring:
+                machine.ended[name] = machine.ended.get(name, 0) + ticks
+
     def __enter__(self):
         self.processes, self.totals = self.cpu_by_process(), self.cpu_totals()
         self.hashed = self.hashing(self.processes)
         self.ended = {}  # CPU ticks of processes that ran and ended within the row, by name
+        with Sampler.lock:
+            Machine.measuring.append(self)
         self.started = time.time()
         self.first = self.last = self.previous = self.disks()
         self.worst = {"write_ms": 0.0, "flush_ms": 0.0}
@@ -309,6 +341,8 @@ class Machine(Sampler):
 
     def __exit__(self, *exc):
         super().__exit__(*exc)
+        with Sampler.lock:
+            Machine.measuring.remove(self)
         processes, totals, disks = self.cpu_by_process(), self.cpu_totals(), self.disks()
         hashed = self.hashing(processes)
         ticks = max(1, totals[0] - self.totals[0])  # every CPU's ticks, in USER_HZ
@@ -340,11 +374,12 @@ class Machine(Sampler):
 
 
 def wrk(url, script, env=None, seconds=SECONDS, warmup=WARMUP, conns=CONNS, background=False,
-        warmup_env=None):
+        warmup_env=None, threads=THREADS, machine=True):
     """Runs wrk (after a warm-up run, with `warmup_env` over `env` if given) and returns its
-    figures with the rate."""
-    cmd = ["wrk", f"-t{THREADS}", f"-c{conns}", "--timeout", "10s", "-s", os.path.join(LUA, script)]
-    full_env = dict(os.environ, LOAD_THREADS=str(THREADS), **(env or {}))
+    figures with the rate, and with what the machine did meanwhile unless `machine` is false
+    (a load beside another that is measured)."""
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", "--timeout", "10s", "-s", os.path.join(LUA, script)]
+    full_env = dict(os.environ, LOAD_THREADS=str(threads), **(env or {}))
     if warmup:
         subprocess.run(cmd + [f"-d{warmup}s", url], env=dict(full_env, **(warmup_env or {})),
                        check=True, capture_output=True)
@@ -355,25 +390,30 @@ def wrk(url, script, env=None, seconds=SECONDS, warmup=WARMUP, conns=CONNS, back
         # for every server, peers included.
         time.sleep(SETTLE)
 
-    def measured():
-        with Machine() as machine:
-            proc = subprocess.Popen(cmd + [f"-d{seconds}s", url], env=full_env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            out = proc.stdout.read()
-            proc.stdout.close()
-            # Reaped here, so its CPU is known although it has ended before the row's last
-            # reading of /proc.
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            if proc.returncode:
-                sys.exit(f"wrk failed:\n{out}")
-            machine.ended["wrk"] = (usage.ru_utime + usage.ru_stime) * os.sysconf("SC_CLK_TCK")
+    def run():
+        proc = subprocess.Popen(cmd + [f"-d{seconds}s", url], env=full_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = proc.stdout.read()
+        proc.stdout.close()
+        # Reaped here, so its CPU is known although it has ended before the rows' last
+        # reading of /proc.
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status):
+            sys.exit(f"wrk failed:\n{out}")
+        Machine.reaped("wrk", (usage.ru_utime + usage.ru_stime) * os.sysconf("SC_CLK_TCK"))
         match = re.search(r"^RESULT (.*)$", out, re.M)
         if not match:
             sys.exit(f"wrk printed no result:\n{out}")
         result = json.loads(match.group(1))
         result["rate"] = result["requests"] / result["seconds"]
-        result["machine"] = machine.summary
+        return result
+
+    def measured():
+        if not machine:
+            return run()
+        with Machine() as measuring:
+            result = run()
+        result["machine"] = measuring.summary
         return result
     if background:
         box = {}
@@ -381,77 +421,6 @@ def wrk(url, script, env=None, seconds=SECONDS, warmup=WARMUP, conns=CONNS, back
         thread.start()
         return thread, box
     return measured()
-
-
-def steady(rate, seconds, make_request):
-    """Sends `rate` requests per second for `seconds` on one keep-alive connection per 50/s,
-    each at its own fixed schedule; returns the latencies in ms and the failures."""
-    latencies, failures, lock = [], [0], threading.Lock()
-    per_conn = 50
-    conns = max(1, rate // per_conn)
-
-    def worker():
-        state = {}
-        interval = conns / rate
-        start = time.perf_counter()
-        sent = 0
-        while True:
-            due = start + sent * interval
-            now = time.perf_counter()
-            if now - start > seconds:
-                return
-            if due > now:
-                time.sleep(due - now)
-            t0 = time.perf_counter()
-            ok = make_request(state)
-            took = (time.perf_counter() - t0) * 1000
-            with lock:
-                latencies.append(took)
-                failures[0] += 0 if ok else 1
-            sent += 1
-    workers = [threading.Thread(target=worker) for _ in range(conns)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return latencies, failures[0]
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p / 100))] if values else float("nan")
-
-
-def connection(server, state):
-    if "conn" not in state:
-        state["conn"] = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    return state["conn"]
-
-
-def jwks_request(server):
-    def do(state):
-        conn = connection(server, state)
-        conn.request("GET", "/.well-known/jwks.json")
-        response = conn.getresponse()
-        response.read()
-        return response.status == 200
-    return do
-
-
-def refresh_request(server, tokens):
-    def do(state):
-        if "token" not in state:
-            state["token"] = tokens.pop()
-        conn = connection(server, state)
-        body = urllib.parse.urlencode({"grant_type": "refresh_token", "refresh_token": state["token"]})
-        conn.request("POST", "/oauth/token", body, {"Content-Type": "application/x-www-form-urlencoded"})
-        response = conn.getresponse()
-        answer = response.read()
-        if response.status != 200:
-            return False
-        state["token"] = json.loads(answer)["refresh_token"]
-        return True
-    return do
 
 
 def settle(server, idle, limit=15):
@@ -570,28 +539,32 @@ def login_check(args, work, backend, database):
 
 
 def mixed(server):
-    """A login flood (wrk, 32 connections) with a steady JWKS and refresh load beside it."""
-    tokens = server.refresh_tokens(8)
+    """A login flood (wrk, 32 connections) with a steady JWKS and refresh load beside it, each
+    from a wrk of its own on a fixed schedule (LOAD_RATE in report.lua). The same load from
+    Python threads took 4.8% of the machine (2 cores) from the flood it ran beside, the two wrks
+    1.6%."""
+    tokens = os.path.join(os.path.dirname(server.log.name), f"tokens-steady-{server.port}")
+    with open(tokens, "w") as f:
+        f.write("\n".join(server.refresh_tokens(8)) + "\n")
     thread, flood = wrk(server.base + "/oauth/token", "login.lua", {
         "LOAD_USERNAME": "admin", "LOAD_PASSWORD": server.password}, warmup=0, background=True)
     time.sleep(1)
-    out = {}
-    steadies = [
-        ("jwks", threading.Thread(target=lambda: out.update(
-            jwks=steady(200, SECONDS - 2, jwks_request(server))))),
-        ("refresh", threading.Thread(target=lambda: out.update(
-            refresh=steady(100, SECONDS - 2, refresh_request(server, tokens))))),
-    ]
-    for _, t in steadies:
-        t.start()
-    for _, t in steadies:
+    steadies = {
+        "jwks": wrk(server.base + "/.well-known/jwks.json", "get.lua", {"LOAD_RATE": "200"},
+                    seconds=SECONDS - 2, warmup=0, conns=4, threads=1, machine=False,
+                    background=True),
+        "refresh": wrk(server.base + "/oauth/token", "refresh.lua",
+                       {"LOAD_RATE": "100", "LOAD_TOKENS": tokens}, seconds=SECONDS - 2, warmup=0,
+                       conns=2, threads=1, machine=False, background=True),
+    }
+    for t, _ in steadies.values():
         t.join()
     thread.join()
     result = {"login": flood}
-    for name in ("jwks", "refresh"):
-        latencies, failures = out[name]
-        result[name] = {"requests": len(latencies), "failures": failures,
-                        "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
+    for name, (_, out) in steadies.items():
+        result[name] = {"rate": out["rate"], "requests": out["requests"],
+                        "failures": out["non2xx"] + out["socket_errors"],
+                        "p50_ms": out["p50_ms"], "p99_ms": out["p99_ms"]}
     return result
 
 
@@ -658,7 +631,7 @@ def table(results):
                      f"{m['login']['non2xx'] + m['login']['socket_errors']} |")
         for name, rate in (("jwks", 200), ("refresh", 100)):
             r = m[name]
-            lines.append(f"| mixed: steady {name} ({rate}/s) | {backend} | {r['requests'] / (SECONDS - 2):,.1f} | "
+            lines.append(f"| mixed: steady {name} ({rate}/s) | {backend} | {r['rate']:,.1f} | "
                          f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['failures']} |")
     for name, rows in results.get("peers", {}).items():
         for row, r in rows.items():
