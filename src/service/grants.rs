@@ -636,7 +636,7 @@ pub fn access_claims(
         exp: t + settings.access_ttl,
         iat: t,
         nbf: t,
-        jti: Uuid::new_v4().to_string(),
+        jti: Uuid::now_v7().to_string(),
         client_id: client_id.to_owned(),
         scope: granted.scope.to_string(),
         username,

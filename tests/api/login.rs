@@ -56,10 +56,15 @@ async fn password_login_returns_a_verifiable_access_token_and_a_refresh_token(ba
     assert_eq!(exp - iat, 300);
     assert_eq!(nbf, iat);
     let other = app.login_admin().await;
-    assert_ne!(
-        claims_of(other["access_token"].as_str().unwrap())["jti"],
-        claims["jti"]
+    // Time-ordered (UUID version 7): each token's row lands at the end of the issued tokens'
+    // index instead of on a random page of it (issue 12).
+    let jti = |c: &serde_json::Value| uuid::Uuid::parse_str(c["jti"].as_str().unwrap()).unwrap();
+    let (first, second) = (
+        jti(&claims),
+        jti(&claims_of(other["access_token"].as_str().unwrap())),
     );
+    assert_eq!(first.get_version_num(), 7, "{first}");
+    assert!(second > first, "{second} after {first}");
     assert_ne!(other["refresh_token"].as_str().unwrap(), refresh);
 }
 
