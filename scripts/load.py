@@ -21,9 +21,10 @@ times); everything else is as shipped.
 Rows: password login (argon2id m=19456 t=2 p=1); refresh with RS256 and ES256 keys (each
 request presents a live refresh token and gets its successor); JWKS; the mixed workload (a
 login flood of 32 connections, plus a steady 200 JWKS reads/s and 100 refreshes/s whose p99
-is measured, each from a wrk of its own on a fixed schedule). RSS: at start-up; idle, at rest after short warm-up bursts of each kind (which
-open every pooled database connection and fill its caches); the peak over every row; and after the load, once back within
-10% of idle or after 15 s. The memory bound: the peak never above 64 MiB + hashing threads x
+is measured, each from a wrk of its own on a fixed schedule). RSS: at start-up; idle, at rest
+after short warm-up bursts of each kind (which open every pooled database connection and fill
+its caches); the peak over every row; and after the load, once back within 10% of idle or
+after 15 s. The memory bound: the peak never above 64 MiB + hashing threads x
 19 MiB, after within 10% of idle, and idle less than one argon2 area (19 MiB) above start-up,
 since idle hashing threads hold no argon2 memory. Beside every row: the CPU of the run's own
 processes (jwt-issuer and its hashing threads, PostgreSQL, wrk, the harness, the peers) and the
