@@ -380,7 +380,9 @@ def wrk(url, script, env=None, seconds=SECONDS, warmup=WARMUP, conns=CONNS, back
     figures with the rate, and with what the machine did meanwhile unless `machine` is false
     (a load beside another that is measured)."""
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", "--timeout", "10s", "-s", os.path.join(LUA, script)]
-    full_env = dict(os.environ, LOAD_THREADS=str(threads), **(env or {}))
+    # Only this call's settings: a LOAD_RATE left in the caller's environment would pace a flood.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LOAD_")}
+    full_env = dict(inherited, LOAD_THREADS=str(threads), **(env or {}))
     if warmup:
         subprocess.run(cmd + [f"-d{warmup}s", url], env=dict(full_env, **(warmup_env or {})),
                        check=True, capture_output=True)
@@ -416,12 +418,29 @@ def wrk(url, script, env=None, seconds=SECONDS, warmup=WARMUP, conns=CONNS, back
             result = run()
         result["machine"] = measuring.summary
         return result
-    if background:
-        box = {}
-        thread = threading.Thread(target=lambda: box.update(measured()))
-        thread.start()
-        return thread, box
-    return measured()
+    return Running(measured) if background else measured()
+
+
+class Running:
+    """A measurement running on a thread of its own. `result()` waits for its figures, or ends
+    the run with its failure (a failed wrk), which the thread cannot do by itself."""
+
+    def __init__(self, measure):
+        self.outcome = {}
+
+        def target():
+            try:
+                self.outcome["result"] = measure()
+            except SystemExit as failed:
+                self.outcome["failed"] = failed
+        self.thread = threading.Thread(target=target)
+        self.thread.start()
+
+    def result(self):
+        self.thread.join()
+        if "failed" in self.outcome:
+            raise self.outcome["failed"]
+        return self.outcome["result"]
 
 
 def settle(server, idle, limit=15):
@@ -547,7 +566,7 @@ def mixed(server):
     tokens = os.path.join(os.path.dirname(server.log.name), f"tokens-steady-{server.port}")
     with open(tokens, "w") as f:
         f.write("\n".join(server.refresh_tokens(8)) + "\n")
-    thread, flood = wrk(server.base + "/oauth/token", "login.lua", {
+    flood = wrk(server.base + "/oauth/token", "login.lua", {
         "LOAD_USERNAME": "admin", "LOAD_PASSWORD": server.password}, warmup=0, background=True)
     time.sleep(1)
     steadies = {
@@ -558,11 +577,10 @@ def mixed(server):
                        {"LOAD_RATE": "100", "LOAD_TOKENS": tokens}, seconds=SECONDS - 2, warmup=0,
                        conns=2, threads=1, machine=False, background=True),
     }
-    for t, _ in steadies.values():
-        t.join()
-    thread.join()
-    result = {"login": flood}
-    for name, (_, out) in steadies.items():
+    result = {name: steady.result() for name, steady in steadies.items()}
+    result["login"] = flood.result()
+    for name in steadies:
+        out = result[name]
         result[name] = {"rate": out["rate"], "requests": out["requests"],
                         "failures": out["non2xx"] + out["socket_errors"],
                         "p50_ms": out["p50_ms"], "p99_ms": out["p99_ms"]}
