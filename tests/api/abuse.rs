@@ -134,26 +134,29 @@ async fn failures_at_one_address_do_not_lock_the_user_out_at_another(backend: Ba
 async fn parallel_guesses_cannot_outrun_the_throttle(backend: Backend) {
     let app = spawn_app_with(&backend, PROXIED).await;
     let pw = app.admin_password();
-    // 39 wrong guesses and the right password, all at once, from one address.
+    // 40 wrong guesses, all at once, from one address. All wrong: a right password among them
+    // would, when its session landed before the last reservations, forget this address's
+    // failures for the user (as any success does) and let more guesses through; a CI run on a
+    // slow machine checked 8 that way.
     let guesses = (0..40).map(|i| {
         let app = &app;
-        let pw = pw.clone();
-        async move {
-            let password = if i == 20 { pw } else { format!("guess {i}") };
-            login_from(app, "203.0.113.40", "admin", &password).await
-        }
+        async move { login_from(app, "203.0.113.40", "admin", &format!("guess {i}")).await }
     });
     let results = futures_util::future::join_all(guesses).await;
     let checked = results.iter().filter(|r| r.status != 429).count();
     let throttled = results.iter().filter(|r| r.status == 429).count();
-    assert!(
-        checked <= 5,
-        "only 5 attempts may be checked, {checked} were"
+    assert_eq!(
+        checked, 5,
+        "exactly the 5 attempts the limit allows are checked, {checked} were"
     );
     assert_eq!(checked + throttled, 40);
     for r in results.iter().filter(|r| r.status != 429) {
-        assert!(r.status == 200 || r.status == 400, "{}", r.text());
+        r.assert_error(400, "invalid_grant");
     }
+    // Then even the right password is refused from that address.
+    login_from(&app, "203.0.113.40", "admin", &pw)
+        .await
+        .assert_error(429, "too_many_requests");
 }
 
 async fn untrusted_peers_cannot_choose_their_address(backend: Backend) {
