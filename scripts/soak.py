@@ -42,7 +42,14 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import ROOT, Server, percentile  # noqa: E402
+from load import ROOT, Server  # noqa: E402
+
+
+def percentile(values, p):
+    """The `p`th percentile of `values` (nearest rank), NaN for none."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))] if values else float("nan")
+
 
 ISSUER = "http://soak.invalid"
 PASSWORD = "soak-correct-horse-battery-7"
