@@ -348,7 +348,7 @@ impl Db {
         };
         db.migrate()?;
         let serial = match url {
-            DatabaseUrl::Sqlite(_) => Some(serial::Serial::start(db.pool.clone())?),
+            DatabaseUrl::Sqlite(path) => Some(serial::Serial::start(db.pool.clone(), path)?),
             DatabaseUrl::Postgres(_) => None,
         };
         let refresh = match url {

@@ -21,8 +21,21 @@
 //! `synchronous = NORMAL` a commit is durable against a crash of the process as soon as it is
 //! in the log; the checkpoints are what makes it durable against a crash of the machine, as
 //! they were before.
+//!
+//! SQLite `fsync`s the database file only at the copy that reaches the end of the log, the
+//! last one, under the writer's lock: that `fsync` wrote every page the copies before it had
+//! left dirty since the log last started over, scattered over the whole file (the tokens'
+//! hashes are random, and so are their index's pages). It grew with the database, 50-117 ms
+//! at 0.1-0.5 GB under an ES256 refresh flood, and every refresh waited for it: the p99 rose
+//! from 23 to 91-100 ms over four floods in a row. The checkpointer now `fdatasync`s the
+//! database file itself beside the writer, before it catches up (130-150 ms there) and after
+//! each copy meanwhile, so that the last `fsync` has only the last copy's pages left to write:
+//! 2-4 ms for that copy, and a p99 of 5.3-5.6 ms over five floods in a row (`scripts/load.py`'s
+//! ES256 refresh row, repeated on one server).
 
+use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, PoisonError};
@@ -91,16 +104,19 @@ pub struct Serial {
 
 impl Serial {
     /// Starts the writer thread, which takes connections from `pool` (one at a time) and ends
-    /// when the last handle is dropped.
-    pub fn start(pool: r2d2::Pool<Manager>) -> anyhow::Result<Self> {
+    /// when the last handle is dropped; `path` is the database file, which the checkpointer
+    /// flushes (see the module's notes).
+    pub fn start(pool: r2d2::Pool<Manager>, path: &Path) -> anyhow::Result<Self> {
         let (queue, jobs) = mpsc::sync_channel(MAX_QUEUED);
         let (nudge, nudged) = mpsc::sync_channel(1);
         let checkpoints = pool.clone();
         let catching_up = Arc::new(AtomicBool::new(false));
         let pace = Arc::clone(&catching_up);
+        // Opened once: `fdatasync` writes the file's dirty pages whichever descriptor asks.
+        let file = File::open(path)?;
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpointer(&checkpoints, &nudged, &catching_up))?;
+            .spawn(move || checkpointer(&checkpoints, &nudged, &catching_up, &file))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || work(&pool, &jobs, &nudge, &pace))?;
@@ -226,9 +242,21 @@ fn work(
 }
 
 /// The checkpointer thread: after a commit, a checkpoint, then a pause; ends with the writer.
-fn checkpointer(pool: &r2d2::Pool<Manager>, nudged: &Receiver<()>, catching_up: &AtomicBool) {
+/// `file` is the database file.
+fn checkpointer(
+    pool: &r2d2::Pool<Manager>,
+    nudged: &Receiver<()>,
+    catching_up: &AtomicBool,
+    file: &File,
+) {
     while nudged.recv().is_ok() {
-        if let Err(e) = checkpoint(pool, MAX_LOG_FRAMES, catching_up, || {}) {
+        if let Err(e) = checkpoint(
+            pool,
+            MAX_LOG_FRAMES,
+            catching_up,
+            || file.sync_data(),
+            || {},
+        ) {
             tracing::warn!(error = %e, "SQLite checkpoint failed; retrying after the next commit");
         }
         std::thread::sleep(CHECKPOINT_PAUSE);
@@ -240,7 +268,11 @@ fn checkpointer(pool: &r2d2::Pool<Manager>, nudged: &Receiver<()>, catching_up: 
 /// writer that never pauses long enough for a copy to catch up with it — it copies again for
 /// what was written meanwhile until that is little (a copy quicker than [`CATCH_UP`]), and
 /// once more under the writer's lock: then the whole log is in the database file, and the
-/// writer's next transaction starts it over from its beginning (readers permitting).
+/// writer's next transaction starts it over from its beginning (readers permitting). Before
+/// those copies, and after each copy beside the writer, `flush` writes the pages they left
+/// dirty in the database file (`fdatasync`; the first one unpaced, as the writer goes on at
+/// full speed): the last copy's `fsync`, under the writer's lock, is left with only its own
+/// pages to write. A copy is quick enough to stop at when the copy and its flush are.
 /// `catching_up` is set from the first of those copies to the end of the last, so that the
 /// writer paces itself meanwhile. `meanwhile` runs just before the last copy (tests write
 /// there, as the writer would).
@@ -248,6 +280,7 @@ fn checkpoint(
     pool: &r2d2::Pool<Manager>,
     max_log_frames: i32,
     catching_up: &AtomicBool,
+    flush: impl Fn() -> std::io::Result<()>,
     meanwhile: impl FnOnce(),
 ) -> anyhow::Result<()> {
     struct Caught<'a>(&'a AtomicBool);
@@ -260,12 +293,14 @@ fn checkpoint(
     if passive(&mut conn)?.log < max_log_frames {
         return Ok(());
     }
+    flush()?;
     catching_up.store(true, Ordering::Relaxed);
     // Cleared however this ends, a failed copy included.
     let _caught = Caught(catching_up);
     for _ in 0..MAX_UNLOCKED_COPIES {
         let started = Instant::now();
         passive(&mut conn)?;
+        flush()?;
         if started.elapsed() < CATCH_UP {
             break;
         }
@@ -455,11 +490,32 @@ mod tests {
         // The writer writes while the log is being copied, after the copies beside it; it is
         // asked to pace itself until the last copy is done.
         let catching_up = AtomicBool::new(false);
-        checkpoint(&pool, 0, &catching_up, || {
-            assert!(catching_up.load(Ordering::Relaxed));
-            insert_many(&mut writer).unwrap();
-        })
+        // Whether the writer was being paced at each flush of the database file.
+        let flushes = std::sync::Mutex::new(Vec::new());
+        checkpoint(
+            &pool,
+            0,
+            &catching_up,
+            || {
+                flushes
+                    .lock()
+                    .unwrap()
+                    .push(catching_up.load(Ordering::Relaxed));
+                Ok(())
+            },
+            || {
+                assert!(catching_up.load(Ordering::Relaxed));
+                insert_many(&mut writer).unwrap();
+            },
+        )
         .unwrap();
+        // The copies so far flushed unpaced; then each copy beside the writer's flushed, all
+        // before the last copy, under the writer's lock.
+        let flushes = flushes.into_inner().unwrap();
+        assert!(
+            matches!(flushes.as_slice(), [false, paced @ ..] if !paced.is_empty() && paced.iter().all(|&p| p)),
+            "{flushes:?}"
+        );
         assert!(!catching_up.load(Ordering::Relaxed));
         insert(&mut writer, 1).unwrap();
         let frames = passive(&mut pool.get().unwrap()).unwrap().log;
