@@ -158,6 +158,9 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.statm is not None:
+            os.close(self.statm[1])
+            self.statm = None
 
 
 class Sampler:
