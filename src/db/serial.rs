@@ -35,10 +35,10 @@
 
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{
@@ -112,8 +112,7 @@ impl Serial {
         let checkpoints = pool.clone();
         let catching_up = Arc::new(AtomicBool::new(false));
         let pace = Arc::clone(&catching_up);
-        // Opened once: `fdatasync` writes the file's dirty pages whichever descriptor asks.
-        let file = File::open(path)?;
+        let file = database_file(path)?;
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpointer(&checkpoints, &nudged, &catching_up, &file))?;
@@ -162,6 +161,25 @@ impl Serial {
 
 fn unavailable<E: From<anyhow::Error>>() -> E {
     E::from(anyhow::Error::new(Unavailable))
+}
+
+/// The database file at `path`, for the checkpointer's flushes (`fdatasync` writes a file's
+/// dirty pages whichever descriptor asks): opened once per process and never closed. Closing
+/// any descriptor of a file drops every POSIX lock the process holds on it, SQLite's own
+/// included (the shared lock that tells every other connection, in this process or another,
+/// that the database is in use, and without which the last one to close deletes the log), so
+/// a descriptor of ours must outlive every connection to the file, which only the process's
+/// end guarantees. Opened with write access, which some systems' flush needs; nothing is
+/// written through it.
+fn database_file(path: &Path) -> std::io::Result<Arc<File>> {
+    static OPEN: Mutex<Vec<(PathBuf, Arc<File>)>> = Mutex::new(Vec::new());
+    let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, file)) = open.iter().find(|(p, _)| p == path) {
+        return Ok(Arc::clone(file));
+    }
+    let file = Arc::new(std::fs::OpenOptions::new().write(true).open(path)?);
+    open.push((path.to_owned(), Arc::clone(&file)));
+    Ok(file)
 }
 
 /// The writer thread: one batch after another until every handle is gone. After each commit it
@@ -293,14 +311,21 @@ fn checkpoint(
     if passive(&mut conn)?.log < max_log_frames {
         return Ok(());
     }
-    flush()?;
+    // Only sooner, not safer: SQLite's own `fsync` still follows the last copy. A flush that
+    // fails is logged and the copies go on, so that the log still starts over.
+    let flush = || {
+        if let Err(e) = flush() {
+            tracing::warn!(error = %e, "flushing the SQLite database file before its last checkpoint copy failed");
+        }
+    };
+    flush();
     catching_up.store(true, Ordering::Relaxed);
     // Cleared however this ends, a failed copy included.
     let _caught = Caught(catching_up);
     for _ in 0..MAX_UNLOCKED_COPIES {
         let started = Instant::now();
         passive(&mut conn)?;
-        flush()?;
+        flush();
         if started.elapsed() < CATCH_UP {
             break;
         }
@@ -471,8 +496,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn past_its_limit_the_log_starts_over_although_the_writer_never_pauses() {
+    /// Runs [`checkpoint`] past its limit beside a writer that never pauses, with `flush`;
+    /// returns the frames in the log after the writer's next commit.
+    fn catch_up(flush: impl Fn(&AtomicBool) -> std::io::Result<()>) -> i32 {
         // A pool without the single writer (nor its checkpointer): this test is the writer.
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::parse(&format!("sqlite://{}/t.db", dir.path().display())).unwrap();
@@ -490,25 +516,34 @@ mod tests {
         // The writer writes while the log is being copied, after the copies beside it; it is
         // asked to pace itself until the last copy is done.
         let catching_up = AtomicBool::new(false);
-        // Whether the writer was being paced at each flush of the database file.
-        let flushes = std::sync::Mutex::new(Vec::new());
         checkpoint(
             &pool,
             0,
             &catching_up,
-            || {
-                flushes
-                    .lock()
-                    .unwrap()
-                    .push(catching_up.load(Ordering::Relaxed));
-                Ok(())
-            },
+            || flush(&catching_up),
             || {
                 assert!(catching_up.load(Ordering::Relaxed));
                 insert_many(&mut writer).unwrap();
             },
         )
         .unwrap();
+        assert!(!catching_up.load(Ordering::Relaxed));
+        insert(&mut writer, 1).unwrap();
+        passive(&mut pool.get().unwrap()).unwrap().log
+    }
+
+    #[test]
+    fn past_its_limit_the_log_starts_over_although_the_writer_never_pauses() {
+        // Whether the writer was being paced at each flush of the database file.
+        let flushes = std::sync::Mutex::new(Vec::new());
+        let frames = catch_up(|catching_up| {
+            flushes
+                .lock()
+                .unwrap()
+                .push(catching_up.load(Ordering::Relaxed));
+            Ok(())
+        });
+        assert!(frames < 20, "the log did not start over: {frames} frames");
         // The copies so far flushed unpaced; then each copy beside the writer's flushed, all
         // before the last copy, under the writer's lock.
         let flushes = flushes.into_inner().unwrap();
@@ -516,10 +551,23 @@ mod tests {
             matches!(flushes.as_slice(), [false, paced @ ..] if !paced.is_empty() && paced.iter().all(|&p| p)),
             "{flushes:?}"
         );
-        assert!(!catching_up.load(Ordering::Relaxed));
-        insert(&mut writer, 1).unwrap();
-        let frames = passive(&mut pool.get().unwrap()).unwrap().log;
+    }
+
+    #[test]
+    fn a_flush_that_fails_does_not_keep_the_log_from_starting_over() {
+        let frames = catch_up(|_| Err(std::io::Error::other("the disk said no")));
         assert!(frames < 20, "the log did not start over: {frames} frames");
+    }
+
+    #[tokio::test]
+    async fn the_flushed_descriptor_outlives_its_database_handle() {
+        let (dir, db) = db();
+        let path = dir.path().join("t.db");
+        let file = database_file(&path).unwrap();
+        drop(db);
+        // Never closed while the process runs (see `database_file`), and never opened twice.
+        assert!(Arc::ptr_eq(&file, &database_file(&path).unwrap()));
+        assert!(Arc::strong_count(&file) >= 2);
     }
 
     #[tokio::test]
