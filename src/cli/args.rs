@@ -528,7 +528,9 @@ pub enum KeyCommand {
     /// Emergency: revoke a key now (unpublished at once; if it was active, the oldest `next` of
     /// its algorithm becomes active in the same transaction).
     Revoke {
-        /// The key's id.
+        /// The key's id. A kid is an RFC 7638 thumbprint in base64url, so one in 64 starts
+        /// with `-`: taken as the id, not as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Import an existing private key (PEM PKCS#8, PKCS#1, SEC1 or OpenSSH) as `next`.
@@ -733,6 +735,33 @@ mod tests {
                 "--password-stdin"
             ])
             .is_err()
+        );
+    }
+
+    #[test]
+    fn a_kid_that_starts_with_a_hyphen_is_a_kid() {
+        let kid = |argv: &[&str]| match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Command::Key(KeyCommand::Revoke { kid })) => Ok(kid),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        let id = "-Bq3_x-Y";
+        assert_eq!(kid(&["jwt-issuer", "key", "revoke", id]), Ok(id.into()));
+        assert_eq!(
+            kid(&["jwt-issuer", "key", "revoke", id, "--alg", "ES256"]),
+            Ok(id.into())
+        );
+        assert_eq!(
+            kid(&["jwt-issuer", "--alg", "ES256", "key", "revoke", id]),
+            Ok(id.into())
+        );
+        assert_eq!(
+            kid(&["jwt-issuer", "key", "revoke", "--", id]),
+            Ok(id.into())
+        );
+        assert_eq!(
+            kid(&["jwt-issuer", "key", "revoke", "--help"]),
+            Err(clap::error::ErrorKind::DisplayHelp)
         );
     }
 
