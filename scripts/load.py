@@ -30,7 +30,9 @@ since idle hashing threads hold no argon2 memory. Beside every row: the CPU of t
 processes (jwt-issuer and its hashing threads, PostgreSQL, wrk, the harness, the peers) and the
 machine's idle share, CPU stolen by the hypervisor, CPU of processes outside the run, and the
 disks' write and flush latency (the worst 100 ms interval too, and the longest time the disks
-completed nothing), to tell a slow row from a slow VM.
+completed nothing), to tell a slow row from a slow VM. For the login floods, the CPU per login
+by kind (hashing, the service's other threads, PostgreSQL, the rest) beside the most that all
+but the hashing may take for the hashing threads to get 90% of the machine.
 """
 import argparse
 import functools
@@ -384,6 +386,8 @@ class Machine(Sampler):
             "disk_flush_ms": (disks[3] - self.first[3]) / flushes if flushes else 0.0,
             "disk_flush_worst_ms": self.worst["flush_ms"],
             "disk_longest_stall_ms": self.longest_stall * 1000,
+            # For per-request figures: the shares' span, in core-seconds.
+            "core_seconds": ticks / os.sysconf("SC_CLK_TCK"),
         }
 
 
@@ -551,6 +555,31 @@ def login_row(server):
         "LOAD_USERNAME": "admin", "LOAD_PASSWORD": server.password})
 
 
+def cpu_per_login(flood):
+    """A login flood's CPU per login, in ms: the hashing threads, the service's other threads,
+    PostgreSQL, and everything else that ran (wrk, the harness, other processes, stolen time),
+    with what the work besides hashing may take at most for the hashing threads to get 90% of
+    the machine: a ninth of the hashing."""
+    m = flood["machine"]
+    per_login = m["core_seconds"] * 1000 / max(1, flood["requests"])
+    service = m["ours"].get("jwt-issuer", 0) - m["hashing"]
+    postgres = m["ours"].get("postgres", 0)
+    rest = 1 - m["idle"] - m["hashing"] - service - postgres
+    return {"hashing": m["hashing"] * per_login, "service": service * per_login,
+            "postgres": postgres * per_login, "rest": rest * per_login,
+            "budget_for_90": m["hashing"] * per_login / 9}
+
+
+def cpu_line(flood):
+    c = cpu_per_login(flood)
+    besides = c["service"] + c["postgres"] + c["rest"]
+    postgres = f", PostgreSQL {c['postgres']:.2f} ms" if c["postgres"] else ""
+    return (f"CPU per login: hashing {c['hashing']:.2f} ms, jwt-issuer's other threads "
+            f"{c['service']:.2f} ms{postgres}, the rest {c['rest']:.2f} ms; besides hashing "
+            f"{besides:.2f} ms, at most {c['budget_for_90']:.2f} ms for 90% of the machine to go "
+            f"to hashing")
+
+
 def login_check(args, work, backend, database):
     """The login rows alone on one backend, each between two measurements of the limit (quick
     to repeat)."""
@@ -566,6 +595,8 @@ def login_check(args, work, backend, database):
             if "jwks" in row:
                 line += (f"; steady JWKS p99 {row['jwks']['p99_ms']:.1f} ms, "
                          f"steady refresh p99 {row['refresh']['p99_ms']:.1f} ms")
+            else:
+                line += "\n  " + cpu_line(flood)
             print(line)
     finally:
         server.stop()
@@ -680,6 +711,9 @@ def table(results):
             r = r.get("login", r) if isinstance(r, dict) else None
             if r and "machine" in r:
                 lines.append(f"| {name} | {backend} | {machine_cells(r['machine'])} |")
+    lines.append("")
+    for backend, rows in results["backends"].items():
+        lines.append(f"Login flood, {backend}: {cpu_line(rows['login'])}.")
     lines += ["", "| RSS MiB | start-up | idle | peak | after | bound |", "|---|---:|---:|---:|---:|---:|"]
     for backend, rows in results["backends"].items():
         for alg in ("RS256", "ES256"):
