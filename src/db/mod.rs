@@ -224,7 +224,7 @@ impl ManageConnection for Manager {
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => PgConnection::establish(&with_connect_timeout(url))
+            DatabaseUrl::Postgres(url) => connect_postgres(&with_connect_timeout(url))
                 .map(DbConn::Pg)
                 .map_err(r2d2::Error::ConnectionError),
         }
@@ -237,6 +237,18 @@ impl ManageConnection for Manager {
     fn has_broken(&self, conn: &mut DbConn) -> bool {
         conn.is_broken()
     }
+}
+
+/// A connection to the PostgreSQL server at `url`. Every PostgreSQL connection of the process
+/// is opened here (the tests' too), so that OpenSSL, which libpq uses for TLS, is initialised
+/// first without its exit-time cleanup (`OPENSSL_INIT_NO_ATEXIT`, which `openssl_sys::init`
+/// asks for; the first initialisation decides). That cleanup ran in the exiting thread while
+/// other threads still held TLS connections (a pool's, a blocking task's), and crashed in
+/// libcrypto: a segfault after a test binary's last test had passed (CI). A process that exits
+/// has nothing of OpenSSL's to clean up.
+pub fn connect_postgres(url: &str) -> ConnectionResult<PgConnection> {
+    openssl_sys::init();
+    PgConnection::establish(url)
 }
 
 /// A pool of at most `max_size` connections to `url`. It hands out connections unchecked:
@@ -593,7 +605,7 @@ mod tests {
         let pool = pool(&DatabaseUrl::parse(&url).unwrap(), 1).unwrap();
         let t0 = Instant::now();
         let first = pid(&mut checkout_at(&pool, t0).unwrap());
-        let mut other = PgConnection::establish(&url).unwrap();
+        let mut other = connect_postgres(&url).unwrap();
         diesel::sql_query(format!("SELECT pg_terminate_backend({first}, 5000)"))
             .execute(&mut other)
             .unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use awc::http::StatusCode;
 use clap::Parser as _;
-use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
+use diesel::RunQueryDsl as _;
 use jwt_issuer::cli::{Cli, Options};
 use jwt_issuer::clock::Clock;
 use jwt_issuer::crypto::kek::KeyGen;
@@ -61,7 +61,7 @@ impl TestDb {
             },
             Backend::Postgres(server) => {
                 let name = format!("jwt_issuer_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = PgConnection::establish(server)
+                let mut conn = jwt_issuer::db::connect_postgres(server)
                     .unwrap_or_else(|e| panic!("TEST_POSTGRES_URL is set but not reachable: {e}"));
                 diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
                     .execute(&mut conn)
@@ -95,7 +95,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((server, name)) = &self.pg {
-            if let Ok(mut conn) = PgConnection::establish(server) {
+            if let Ok(mut conn) = jwt_issuer::db::connect_postgres(server) {
                 let _ =
                     diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                         .execute(&mut conn);
