@@ -8,6 +8,10 @@
 //! costs nothing at low load and appears by itself when requests arrive faster than a round
 //! trip.
 //!
+//! Work that may wait says so: an item given a *linger* lets its batch wait that long for more
+//! items (a login's, while the password hashes queued ahead of it leave time to spare; see
+//! [`Batcher::run_within`]). An item that may not wait ends the wait of the batch it joins.
+//!
 //! A batch that fails (a lock conflict, a constraint) is retried item by item, so that one bad
 //! item cannot fail the others; a failed connection answers every item with
 //! [`Unavailable`](super::serial::Unavailable) (503), like an outage.
@@ -15,6 +19,7 @@
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use diesel::QueryResult;
 use diesel::connection::SimpleConnection;
@@ -22,7 +27,7 @@ use diesel::r2d2::{self, R2D2Connection};
 use tokio::sync::oneshot;
 
 use super::serial::{MAX_QUEUED, Unavailable};
-use super::{DbConn, Manager};
+use super::{CHECKED_RECENTLY, DbConn, Manager};
 
 /// Items one statement takes at most.
 pub const MAX_BATCH: usize = 64;
@@ -49,7 +54,8 @@ pub trait Batched: Send + Sync + 'static {
 }
 
 type Reply<B> = oneshot::Sender<anyhow::Result<<B as Batched>::Output>>;
-type Job<B> = (<B as Batched>::Item, Reply<B>);
+/// An item, where its answer goes, and until when its batch may wait for more items.
+type Job<B> = (<B as Batched>::Item, Reply<B>, Option<Instant>);
 
 /// A handle on the workers of one kind of batch. Dropping it stops them and waits for them
 /// to end, so that the last connections of their pool are closed before the drop returns.
@@ -93,8 +99,15 @@ impl<B: Batched> Batcher<B> {
 
     /// Does `item`'s work in the next batch.
     pub async fn run(&self, item: B::Item) -> anyhow::Result<B::Output> {
+        self.run_within(item, Duration::ZERO).await
+    }
+
+    /// Does `item`'s work in the next batch, which may wait up to `linger` for more items
+    /// (until the earliest end of its items' lingers, or until it is full).
+    pub async fn run_within(&self, item: B::Item, linger: Duration) -> anyhow::Result<B::Output> {
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send((item, reply)) {
+        let until = (!linger.is_zero()).then(|| Instant::now() + linger);
+        match self.queue.try_send((item, reply, until)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(anyhow::Error::new(Unavailable)),
             Err(TrySendError::Disconnected(_)) => anyhow::bail!("the {} threads stopped", B::NAME),
@@ -114,25 +127,40 @@ impl<B: Batched> Batcher<B> {
 const SESSION: &str = "SET enable_seqscan = off; SET enable_hashjoin = off; \
                        SET enable_mergejoin = off; SET plan_cache_mode = force_generic_plan";
 
-/// One worker: takes what is queued (waiting for the first item only), runs it, answers. It
-/// keeps one connection (with [`SESSION`]'s settings) for as long as it works.
+/// One worker: takes what is queued (waiting for the first item, then for as long as every
+/// item taken lingers), runs it, answers. It keeps one connection (with [`SESSION`]'s settings)
+/// for as long as it works.
 fn work<B: Batched>(pool: &r2d2::Pool<Manager>, jobs: &Mutex<Receiver<Job<B>>>) {
     let mut conn: Option<r2d2::PooledConnection<Manager>> = None;
+    // When `conn` last answered.
+    let mut answered = Instant::now();
     loop {
         let batch = {
             let jobs = jobs.lock().unwrap_or_else(PoisonError::into_inner);
             let Ok(first) = jobs.recv() else { return };
+            let mut until = first.2;
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+                let next = match until.and_then(|u| u.checked_duration_since(Instant::now())) {
+                    Some(left) => jobs.recv_timeout(left).ok(),
+                    None => jobs.try_recv().ok(),
+                };
+                let Some(job) = next else { break };
+                until = until.zip(job.2).map(|(a, b)| a.min(b));
+                batch.push(job);
             }
             batch
         };
-        let (items, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        if conn.as_mut().is_some_and(|c| c.is_broken()) {
+        let (items, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|(item, reply, _)| (item, reply))
+            .unzip();
+        // Like a connection of the pool ([`super::checkout`]), the worker's is checked before
+        // it is used when it has not answered within [`CHECKED_RECENTLY`]: it may have died
+        // while the worker had nothing to do (an outage, a restarted server).
+        if conn.as_mut().is_some_and(|c| {
+            c.is_broken() || (answered.elapsed() >= CHECKED_RECENTLY && c.ping().is_err())
+        }) {
             conn = None;
         }
         if conn.is_none() {
@@ -153,6 +181,7 @@ fn work<B: Batched>(pool: &r2d2::Pool<Manager>, jobs: &Mutex<Receiver<Job<B>>>) 
         for (reply, outcome) in replies.into_iter().zip(run_isolated::<B>(c, &items)) {
             let _ = reply.send(outcome);
         }
+        answered = Instant::now();
     }
 }
 
@@ -235,6 +264,54 @@ mod tests {
         );
     }
 
+    /// Answers each item with the size of its batch.
+    struct Sizes;
+
+    impl Batched for Sizes {
+        type Item = u32;
+        type Output = usize;
+        const NAME: &'static str = "test-sizes";
+
+        fn run(_: &mut DbConn, items: &[u32]) -> QueryResult<Vec<usize>> {
+            Ok(vec![items.len(); items.len()])
+        }
+    }
+
+    /// A lingering item keeps its batch open for the items that follow it, until one that may
+    /// not wait joins; a lingering item alone is answered when its linger ends.
+    #[tokio::test]
+    async fn lingering_items_wait_for_each_other_until_one_may_not() {
+        let (_dir, db) = db();
+        let batcher = Batcher::<Sizes>::start(&db.pool).unwrap();
+        let long = Duration::from_secs(60);
+        let started = Instant::now();
+        // `join3` polls them in order: each is queued before the next.
+        let sizes = futures_util::future::join3(
+            batcher.run_within(1, long),
+            batcher.run_within(2, long),
+            batcher.run(3),
+        )
+        .await;
+        assert_eq!(
+            (sizes.0.unwrap(), sizes.1.unwrap(), sizes.2.unwrap()),
+            (3, 3, 3)
+        );
+        assert!(started.elapsed() < long / 2, "the last item ended the wait");
+
+        let short = Duration::from_millis(50);
+        let started = Instant::now();
+        assert_eq!(batcher.run_within(4, short).await.unwrap(), 1);
+        assert!(
+            started.elapsed() >= short,
+            "a lingering item waits its linger"
+        );
+        assert_eq!(
+            batcher.run(5).await.unwrap(),
+            1,
+            "an item that may not wait"
+        );
+    }
+
     static FINISHED: AtomicUsize = AtomicUsize::new(0);
 
     /// Counts its items once their (slow) batch is done.
@@ -259,7 +336,7 @@ mod tests {
         let (_dir, db) = db();
         let batcher = Batcher::<Slow>::start(&db.pool).unwrap();
         let (reply, answer) = oneshot::channel();
-        batcher.queue.try_send(((), reply)).unwrap();
+        batcher.queue.try_send(((), reply, None)).unwrap();
         drop(batcher);
         assert_eq!(
             FINISHED.load(Ordering::SeqCst),

@@ -80,6 +80,11 @@ macro_rules! binds {
 }
 pub(crate) use binds;
 
+/// The error of a batched statement ([`batch`]) given a connection to SQLite.
+fn postgres_only() -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError("a batched statement of PostgreSQL only".into())
+}
+
 /// Gives statement types of our own (one lifetime, their SQL fixed by the type) a static query
 /// id, so that each connection prepares them once and keeps them: diesel parses `sql_query`,
 /// every `UPDATE` it builds and its upserts anew at each execution.
@@ -271,7 +276,7 @@ fn pool(url: &DatabaseUrl, max_size: u32) -> Result<r2d2::Pool<Manager>, r2d2::P
 /// processes a wakeup with caches the password hashes have just thrown out. A connection that
 /// dies within this window (the server restarted) fails the work it is given instead, which
 /// answers 503 like any outage, until its next check throws it away.
-const CHECKED_RECENTLY: Duration = Duration::from_millis(500);
+pub(crate) const CHECKED_RECENTLY: Duration = Duration::from_millis(500);
 
 /// When a pooled connection last answered a check; kept with it in the pool.
 struct Checked(Instant);
@@ -324,14 +329,17 @@ pub struct Db {
     url: DatabaseUrl,
     /// SQLite only: the single writer that [`Db::run`] hands its work to ([`serial`]).
     serial: Option<serial::Serial>,
-    /// PostgreSQL only: the refresh grant's batched statements ([`batch`]).
-    refresh: Option<Arc<RefreshBatches>>,
+    /// PostgreSQL only: the batched statements of the refresh grant and of logins ([`batch`]).
+    batches: Option<Arc<Batches>>,
 }
 
-/// The refresh grant's lookups and rotations, batched across concurrent requests.
-pub struct RefreshBatches {
+/// Statements batched across concurrent requests: the refresh grant's lookups and rotations,
+/// and password logins' reservations and sessions.
+pub struct Batches {
     pub lookups: batch::Batcher<refresh::Lookups>,
     pub rotations: batch::Batcher<refresh::Rotations>,
+    pub reservations: batch::Batcher<throttle::Reservations>,
+    pub logins: batch::Batcher<refresh::Logins>,
 }
 
 impl Db {
@@ -356,23 +364,25 @@ impl Db {
             backend: url.backend(),
             url: url.clone(),
             serial: None,
-            refresh: None,
+            batches: None,
         };
         db.migrate()?;
         let serial = match url {
             DatabaseUrl::Sqlite(path) => Some(serial::Serial::start(db.pool.clone(), path)?),
             DatabaseUrl::Postgres(_) => None,
         };
-        let refresh = match url {
+        let batches = match url {
             DatabaseUrl::Sqlite(_) => None,
-            DatabaseUrl::Postgres(_) => Some(Arc::new(RefreshBatches {
+            DatabaseUrl::Postgres(_) => Some(Arc::new(Batches {
                 lookups: batch::Batcher::start(&db.pool)?,
                 rotations: batch::Batcher::start(&db.pool)?,
+                reservations: batch::Batcher::start(&db.pool)?,
+                logins: batch::Batcher::start(&db.pool)?,
             })),
         };
         Ok(Self {
             serial,
-            refresh,
+            batches,
             ..db
         })
     }
@@ -400,10 +410,26 @@ impl Db {
         self.backend
     }
 
-    /// The refresh grant's batched statements, on PostgreSQL. On SQLite the single writer
-    /// batches every piece of work already ([`serial`]).
-    pub fn refresh_batches(&self) -> Option<&RefreshBatches> {
-        self.refresh.as_deref()
+    /// The batched statements, on PostgreSQL. On SQLite the single writer batches every
+    /// piece of work already ([`serial`]).
+    pub fn batches(&self) -> Option<&Batches> {
+        self.batches.as_deref()
+    }
+
+    /// One item of batched work: on PostgreSQL in the next batch of `batcher`, which may wait
+    /// `linger` for more items ([`batch::Batcher::run_within`]); on SQLite by `alone`, on the
+    /// single writer ([`Db::run`]).
+    pub async fn batched<B: batch::Batched>(
+        &self,
+        batcher: fn(&Batches) -> &batch::Batcher<B>,
+        item: B::Item,
+        linger: Duration,
+        alone: fn(&mut DbConn, &B::Item) -> QueryResult<B::Output>,
+    ) -> anyhow::Result<B::Output> {
+        match self.batches() {
+            Some(batches) => batcher(batches).run_within(item, linger).await,
+            None => self.run(move |conn| Ok(alone(conn, &item)?)).await,
+        }
     }
 
     /// A pooled connection, for blocking code (the CLI, background threads).

@@ -16,7 +16,7 @@ use super::batch::Batched;
 use super::schema::{issued_access_tokens, refresh_families, refresh_tokens, users};
 use super::throttle::{self, LoginRelease};
 use super::users::UserRow;
-use super::{DbConn, binds, kept_prepared, on_backend, write_tx};
+use super::{DbConn, binds, kept_prepared, on_backend, postgres_only, write_tx};
 use crate::domain::UserId;
 
 /// A refresh family: everything that started at one login.
@@ -86,96 +86,178 @@ pub fn start_family(conn: &mut DbConn, family: &FamilyRow, token: &TokenRow) -> 
 /// What a successful password login writes, in one transaction: the release of its
 /// throttle reservation, its session's refresh family and first refresh token, the access token
 /// issued with them, and its audit event.
-pub struct NewLogin<'a> {
-    pub release: LoginRelease<'a>,
-    pub family: &'a FamilyRow,
-    pub token: &'a TokenRow,
-    pub issued: &'a IssuedRow,
-    pub event: &'a Event,
+#[derive(Debug, Clone)]
+pub struct NewLogin {
+    pub release: LoginRelease,
+    pub family: FamilyRow,
+    pub token: TokenRow,
+    pub issued: IssuedRow,
+    pub event: Event,
 }
 
-/// Writes a login's rows: on PostgreSQL in one call of `start_login_session` (one round trip
-/// instead of ten, see its migration), on SQLite in one write transaction.
-pub fn start_login(conn: &mut DbConn, login: &NewLogin<'_>) -> QueryResult<()> {
+/// Writes a login's rows: on PostgreSQL in one call of `start_login_sessions` ([`Logins`]),
+/// on SQLite in one write transaction.
+pub fn start_login(conn: &mut DbConn, login: &NewLogin) -> QueryResult<()> {
     match conn {
         // A folding event (a failure) may update a row instead: never a login's.
-        DbConn::Pg(pg) if !login.event.event.folds() => StartLogin {
-            keys: throttle::keys(login.release.counters),
-            limits: throttle::limits(login.release.counters),
-            at: audit::recorded_at(),
-            detail: login.event.detail_text(),
-            login,
+        DbConn::Pg(_) if !login.event.event.folds() => {
+            Logins::run(conn, std::slice::from_ref(login)).map(drop)
         }
-        .execute(pg)
-        .map(drop),
         _ => write_tx(conn, |conn| {
             login.release.run(conn)?;
-            start_family(conn, login.family, login.token)?;
-            record_issued(conn, login.issued)?;
+            start_family(conn, &login.family, &login.token)?;
+            record_issued(conn, &login.issued)?;
             login.event.record(conn)
         }),
     }
 }
 
-/// `start_login`'s statement on PostgreSQL, kept prepared (see [`throttle`]'s statements).
-struct StartLogin<'a> {
-    login: &'a NewLogin<'a>,
-    keys: Vec<&'a str>,
-    limits: Vec<i32>,
-    at: i64,
-    detail: Option<String>,
+/// Logins' rows ([`start_login`]), many in one call of `start_login_sessions` (PostgreSQL,
+/// migration 000013, [`super::batch`]): one transaction, one durable commit.
+pub struct Logins;
+
+impl Batched for Logins {
+    type Item = NewLogin;
+    type Output = ();
+    const NAME: &'static str = "pg-login-start";
+
+    fn run(conn: &mut DbConn, items: &[NewLogin]) -> QueryResult<Vec<()>> {
+        let DbConn::Pg(pg) = conn else {
+            return Err(postgres_only());
+        };
+        if items.is_empty() || items.iter().any(|l| l.event.event.folds()) {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "a login's event never folds".into(),
+            ));
+        }
+        let text = |f: fn(&NewLogin) -> &str| items.iter().map(f).collect::<Vec<_>>();
+        let maybe = |f: fn(&NewLogin) -> Option<&str>| items.iter().map(f).collect::<Vec<_>>();
+        let number = |f: fn(&NewLogin) -> i64| items.iter().map(f).collect::<Vec<_>>();
+        let maybe_number =
+            |f: fn(&NewLogin) -> Option<i64>| items.iter().map(f).collect::<Vec<_>>();
+        let at = audit::recorded_at();
+        let details: Vec<Option<String>> = items.iter().map(|l| l.event.detail_text()).collect();
+        StartLogins {
+            keys: items
+                .iter()
+                .flat_map(|l| throttle::keys(&l.release.counters))
+                .collect(),
+            limits: items
+                .iter()
+                .flat_map(|l| throttle::limits(&l.release.counters))
+                .collect(),
+            forget: text(|l| &l.release.forget),
+            now: number(|l| l.release.now),
+            f_id: text(|l| &l.family.id),
+            f_user_id: text(|l| l.family.user_id.as_str()),
+            f_client_id: text(|l| &l.family.client_id),
+            f_scope: text(|l| &l.family.scope),
+            f_audience: text(|l| &l.family.audience),
+            f_created_at: number(|l| l.family.created_at),
+            f_revoked_at: maybe_number(|l| l.family.revoked_at),
+            f_revoked_reason: maybe(|l| l.family.revoked_reason.as_deref()),
+            f_source: maybe(|l| l.family.source.as_deref()),
+            f_user_agent: maybe(|l| l.family.user_agent.as_deref()),
+            f_last_used_at: maybe_number(|l| l.family.last_used_at),
+            t_hash: text(|l| &l.token.token_hash),
+            t_family_id: text(|l| &l.token.family_id),
+            t_created_at: number(|l| l.token.created_at),
+            t_expires_at: number(|l| l.token.expires_at),
+            t_used_at: maybe_number(|l| l.token.used_at),
+            i_jti: text(|l| &l.issued.jti),
+            i_user_id: text(|l| l.issued.user_id.as_str()),
+            i_family_id: maybe(|l| l.issued.family_id.as_deref()),
+            i_exp: number(|l| l.issued.exp),
+            e_at: vec![at; items.len()],
+            e_event: text(|l| l.event.event.as_str()),
+            e_actor: maybe(|l| l.event.actor.as_deref()),
+            e_subject: maybe(|l| l.event.subject.as_deref()),
+            e_source: maybe(|l| l.event.source.as_deref()),
+            e_detail: details.iter().map(Option::as_deref).collect(),
+        }
+        .execute(pg)?;
+        Ok(vec![(); items.len()])
+    }
 }
 
-kept_prepared!(StartLogin);
+/// [`Logins`]' statement, kept prepared (see [`throttle`]'s statements): the items as one array
+/// per column.
+struct StartLogins<'a> {
+    keys: Vec<&'a str>,
+    limits: Vec<i32>,
+    forget: Vec<&'a str>,
+    now: Vec<i64>,
+    f_id: Vec<&'a str>,
+    f_user_id: Vec<&'a str>,
+    f_client_id: Vec<&'a str>,
+    f_scope: Vec<&'a str>,
+    f_audience: Vec<&'a str>,
+    f_created_at: Vec<i64>,
+    f_revoked_at: Vec<Option<i64>>,
+    f_revoked_reason: Vec<Option<&'a str>>,
+    f_source: Vec<Option<&'a str>>,
+    f_user_agent: Vec<Option<&'a str>>,
+    f_last_used_at: Vec<Option<i64>>,
+    t_hash: Vec<&'a str>,
+    t_family_id: Vec<&'a str>,
+    t_created_at: Vec<i64>,
+    t_expires_at: Vec<i64>,
+    t_used_at: Vec<Option<i64>>,
+    i_jti: Vec<&'a str>,
+    i_user_id: Vec<&'a str>,
+    i_family_id: Vec<Option<&'a str>>,
+    i_exp: Vec<i64>,
+    e_at: Vec<i64>,
+    e_event: Vec<&'a str>,
+    e_actor: Vec<Option<&'a str>>,
+    e_subject: Vec<Option<&'a str>>,
+    e_source: Vec<Option<&'a str>>,
+    e_detail: Vec<Option<&'a str>>,
+}
 
-impl QueryFragment<Pg> for StartLogin<'_> {
+kept_prepared!(StartLogins);
+
+impl QueryFragment<Pg> for StartLogins<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let NewLogin {
-            release,
-            family: f,
-            token: t,
-            issued: i,
-            event: e,
-        } = self.login;
-        out.push_sql("SELECT start_login_session(");
+        out.push_sql("SELECT start_login_sessions(");
         binds!(out:
             Array<Text> = &self.keys,
             Array<Integer> = &self.limits,
-            Text = release.forget,
-            BigInt = &release.now,
-            Text = &f.id,
-            Text = f.user_id.as_str(),
-            Text = &f.client_id,
-            Text = &f.scope,
-            Text = &f.audience,
-            BigInt = &f.created_at,
-            Nullable<BigInt> = &f.revoked_at,
-            Nullable<Text> = &f.revoked_reason,
-            Nullable<Text> = &f.source,
-            Nullable<Text> = &f.user_agent,
-            Nullable<BigInt> = &f.last_used_at,
-            Text = &t.token_hash,
-            Text = &t.family_id,
-            BigInt = &t.created_at,
-            BigInt = &t.expires_at,
-            Nullable<BigInt> = &t.used_at,
-            Text = &i.jti,
-            Text = i.user_id.as_str(),
-            Nullable<Text> = &i.family_id,
-            BigInt = &i.exp,
-            BigInt = &self.at,
-            Text = e.event.as_str(),
-            Nullable<Text> = &e.actor,
-            Nullable<Text> = &e.subject,
-            Nullable<Text> = &e.source,
-            Nullable<Text> = &self.detail,
+            Array<Text> = &self.forget,
+            Array<BigInt> = &self.now,
+            Array<Text> = &self.f_id,
+            Array<Text> = &self.f_user_id,
+            Array<Text> = &self.f_client_id,
+            Array<Text> = &self.f_scope,
+            Array<Text> = &self.f_audience,
+            Array<BigInt> = &self.f_created_at,
+            Array<Nullable<BigInt>> = &self.f_revoked_at,
+            Array<Nullable<Text>> = &self.f_revoked_reason,
+            Array<Nullable<Text>> = &self.f_source,
+            Array<Nullable<Text>> = &self.f_user_agent,
+            Array<Nullable<BigInt>> = &self.f_last_used_at,
+            Array<Text> = &self.t_hash,
+            Array<Text> = &self.t_family_id,
+            Array<BigInt> = &self.t_created_at,
+            Array<BigInt> = &self.t_expires_at,
+            Array<Nullable<BigInt>> = &self.t_used_at,
+            Array<Text> = &self.i_jti,
+            Array<Text> = &self.i_user_id,
+            Array<Nullable<Text>> = &self.i_family_id,
+            Array<BigInt> = &self.i_exp,
+            Array<BigInt> = &self.e_at,
+            Array<Text> = &self.e_event,
+            Array<Nullable<Text>> = &self.e_actor,
+            Array<Nullable<Text>> = &self.e_subject,
+            Array<Nullable<Text>> = &self.e_source,
+            Array<Nullable<Text>> = &self.e_detail,
         );
         out.push_sql(")");
         Ok(())
     }
 }
 
-impl RunQueryDsl<PgConnection> for StartLogin<'_> {}
+impl RunQueryDsl<PgConnection> for StartLogins<'_> {}
 
 /// The token whose hash is `token_hash`, with its family and user, whatever their state.
 pub fn find(
@@ -398,10 +480,6 @@ impl QueryFragment<Pg> for RotateCall<'_> {
 }
 
 impl RunQueryDsl<PgConnection> for RotateCall<'_> {}
-
-fn postgres_only() -> diesel::result::Error {
-    diesel::result::Error::QueryBuilderError("a batched statement of PostgreSQL only".into())
-}
 
 /// Stores a family's next token, and marks the family used now.
 fn insert_token(conn: &mut DbConn, token: &TokenRow) -> QueryResult<()> {

@@ -9,12 +9,13 @@
 //! hashed. On PostgreSQL the keys are serialised with transaction-scoped advisory locks, taken
 //! in a fixed order; on SQLite the write transaction holds the database lock.
 //!
-//! On PostgreSQL a login's reservation, and its release with the session it starts, are each
-//! one call of a function (`reserve_login_attempt`, `start_login_session`, migration
-//! `2026-11-27-000011_login_functions`), one round trip instead of five and ten: the same rules
-//! as [`reserve`] and [`release`] here, which SQLite runs. Change them together; the throttle's
+//! On PostgreSQL the reservations of concurrent logins, and their releases with the sessions
+//! they start, are each one call of a function (`reserve_login_attempts`,
+//! `start_login_sessions`, migration `2026-11-29-000013_login_batches`, [`super::batch`]),
+//! one round trip for many logins instead of five and ten for each: the same rules as
+//! [`reserve`] and [`release`] here, which SQLite runs. Change them together; the throttle's
 //! HTTP tests run against both backends. The reservation commits there without waiting for its
-//! WAL flush (migration `2026-11-27-000012_reserve_without_flush_wait`): the advisory locks
+//! WAL flush (since migration `2026-11-27-000012_reserve_without_flush_wait`): the advisory locks
 //! are held until the commit ends, and two fsyncs in a row under them, the reservation's and
 //! the session's, were what every login of one address waited for. A crash of PostgreSQL may
 //! forget the failures counted in its last moments; the session's commit stays durable.
@@ -27,9 +28,10 @@ use diesel::query_builder::{AstPass, Query, QueryFragment};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 
+use super::batch::Batched;
 use super::schema::login_attempts;
 use super::users::{self, UserRow};
-use super::{DbConn, binds, kept_prepared, on_backend, write_tx};
+use super::{DbConn, binds, kept_prepared, on_backend, postgres_only, write_tx};
 
 /// The first lock; each further failure beyond the limit doubles it, up to [`MAX_LOCK_SECS`].
 pub const BASE_LOCK_SECS: i64 = 30;
@@ -103,64 +105,127 @@ impl QueryFragment<Pg> for LockKeys<'_> {
 
 impl RunQueryDsl<PgConnection> for LockKeys<'_> {}
 
-/// [`reserve`] on PostgreSQL: one call of `reserve_login_attempt` (a migration of issue 12)
-/// joined to the user's row, one round trip in a transaction of its own, instead of six. Never
-/// inside a longer transaction: the function makes the transaction it runs in commit without
-/// waiting for its flush. The function runs once, before the join reads `users` (it is the
-/// outer side of a left join, a function scan), and the user's row is returned only when
-/// nothing is locked.
-struct Reserve<'a> {
+/// One attempt to reserve ([`reserve`]), as an item of a batch.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub counters: Counters,
+    pub window: i64,
+    pub now: i64,
+    pub username: String,
+}
+
+/// Reservations on PostgreSQL, many in one call of `reserve_login_attempts` (migration
+/// 000013, [`super::batch`]), in order: items
+/// sharing keys each see the counts of those before them. Each batch is a transaction of its
+/// own, which the function makes commit without waiting for its flush.
+pub struct Reservations;
+
+impl Batched for Reservations {
+    type Item = Reservation;
+    type Output = Reserved;
+    const NAME: &'static str = "pg-login-reserve";
+
+    fn run(conn: &mut DbConn, items: &[Reservation]) -> QueryResult<Vec<Reserved>> {
+        let DbConn::Pg(pg) = conn else {
+            return Err(postgres_only());
+        };
+        let depth = AnsiTransactionManager::transaction_manager_status_mut(pg).transaction_depth();
+        if depth?.is_some() || items.is_empty() {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "reservations run in a transaction of their own".into(),
+            ));
+        }
+        // The window is the service's setting: one per batch.
+        let window = items[0].window;
+        if items.iter().any(|r| r.window != window) {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "the reservations of one batch share their window".into(),
+            ));
+        }
+        let rows = ReserveCall {
+            keys: items.iter().flat_map(|r| keys(&r.counters)).collect(),
+            limits: items.iter().flat_map(|r| limits(&r.counters)).collect(),
+            window,
+            now: items.iter().map(|r| r.now).collect(),
+            usernames: items.iter().map(|r| r.username.as_str()).collect(),
+        }
+        .load::<(i32, Option<i64>, Option<UserRow>)>(pg)?;
+        let mut found: Vec<Option<Reserved>> = items.iter().map(|_| None).collect();
+        for (item, wait, user) in rows {
+            let slot = usize::try_from(item - 1)
+                .ok()
+                .and_then(|i| found.get_mut(i))
+                .ok_or_else(|| diesel::result::Error::QueryBuilderError("no such item".into()))?;
+            *slot = Some(match wait {
+                Some(wait) => Reserved::Throttled(wait),
+                None => Reserved::Counted(user),
+            });
+        }
+        found
+            .into_iter()
+            .map(|r| r.ok_or(diesel::result::Error::NotFound))
+            .collect()
+    }
+}
+
+/// [`Reservations`]' statement: `reserve_login_attempts` joined to each item's user, whose row
+/// is returned only when nothing is locked. The function runs first, whole (a set-returning
+/// PL/pgSQL function is read into a tuple store), so every user is read after the counting.
+struct ReserveCall<'a> {
     keys: Vec<&'a str>,
     limits: Vec<i32>,
     window: i64,
-    now: i64,
-    username: &'a str,
+    now: Vec<i64>,
+    usernames: Vec<&'a str>,
 }
 
-kept_prepared!(Reserve);
+kept_prepared!(ReserveCall);
 
-impl Query for Reserve<'_> {
+impl Query for ReserveCall<'_> {
     type SqlType = (
+        Integer,
         Nullable<BigInt>,
         Nullable<(Text, Text, Text, Text, Bool, BigInt, BigInt)>,
     );
 }
 
-impl QueryFragment<Pg> for Reserve<'_> {
+impl QueryFragment<Pg> for ReserveCall<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(
-            "SELECT r.wait, u.id, u.username, u.password_hash, u.roles, u.disabled, \
-             u.created_at, u.updated_at FROM reserve_login_attempt(",
+            "SELECT r.item, r.wait, u.id, u.username, u.password_hash, u.roles, u.disabled, \
+             u.created_at, u.updated_at FROM reserve_login_attempts(",
         );
         binds!(out:
             Array<Text> = &self.keys,
             Array<Integer> = &self.limits,
             BigInt = &self.window,
-            BigInt = &self.now,
+            Array<BigInt> = &self.now,
             BigInt = &BASE_LOCK_SECS,
             BigInt = &MAX_LOCK_SECS,
         );
-        out.push_sql(") AS r(wait) LEFT JOIN users u ON r.wait IS NULL AND u.username = ");
-        out.push_bind_param::<Text, _>(self.username)?;
+        out.push_sql(") AS r(item, wait) LEFT JOIN users u ON r.wait IS NULL AND u.username = (");
+        out.push_bind_param::<Array<Text>, _>(&self.usernames)?;
+        out.push_sql(")[r.item] ORDER BY r.item");
         Ok(())
     }
 }
 
-impl RunQueryDsl<PgConnection> for Reserve<'_> {}
+impl RunQueryDsl<PgConnection> for ReserveCall<'_> {}
 
 /// What a successful login gives back of its reservation: one failure on each key, and all
 /// of them on `forget` (the username at this address). Written with the session the login
 /// starts ([`super::refresh::start_login`]).
-pub struct LoginRelease<'a> {
-    pub counters: &'a Counters,
-    pub forget: &'a str,
+#[derive(Debug, Clone)]
+pub struct LoginRelease {
+    pub counters: Counters,
+    pub forget: String,
     pub now: i64,
 }
 
-impl LoginRelease<'_> {
+impl LoginRelease {
     /// The release alone, inside the caller's write transaction.
     pub fn run(&self, conn: &mut DbConn) -> QueryResult<()> {
-        release(conn, self.counters, &[self.forget], self.now)
+        release(conn, &self.counters, &[self.forget.as_str()], self.now)
     }
 }
 
@@ -240,31 +305,28 @@ pub fn reserve(
     now: i64,
     username: &str,
 ) -> QueryResult<Reserved> {
-    if let DbConn::Pg(pg) = conn {
-        // The function's commit does not wait for its flush: it must be its own transaction's.
-        let depth = AnsiTransactionManager::transaction_manager_status_mut(pg).transaction_depth();
-        if depth?.is_some() {
-            return Err(diesel::result::Error::QueryBuilderError(
-                "a reservation runs in a transaction of its own".into(),
-            ));
-        }
-        let (wait, user) = Reserve {
-            keys: keys(counters),
-            limits: limits(counters),
+    reserve_one(
+        conn,
+        &Reservation {
+            counters: counters.clone(),
             window,
             now,
-            username,
-        }
-        .get_result::<(Option<i64>, Option<UserRow>)>(pg)?;
-        return Ok(match wait {
-            Some(wait) => Reserved::Throttled(wait),
-            None => Reserved::Counted(user),
-        });
+            username: username.to_owned(),
+        },
+    )
+}
+
+/// [`reserve`], of a reservation made already.
+pub fn reserve_one(conn: &mut DbConn, r: &Reservation) -> QueryResult<Reserved> {
+    if let DbConn::Pg(_) = conn {
+        return Reservations::run(conn, std::slice::from_ref(r))?
+            .pop()
+            .ok_or(diesel::result::Error::NotFound);
     }
     write_tx(conn, |conn| {
-        Ok(match count(conn, counters, window, now)? {
+        Ok(match count(conn, &r.counters, r.window, r.now)? {
             Some(wait) => Reserved::Throttled(wait),
-            None => Reserved::Counted(users::find_by_username(conn, username)?),
+            None => Reserved::Counted(users::find_by_username(conn, &r.username)?),
         })
     })
 }

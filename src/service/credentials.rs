@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use crate::db::audit::{Event, EventKind};
-use crate::db::throttle::Reserved;
+use crate::db::throttle::{self, Reserved};
 use crate::db::users::UserRow;
 use crate::domain::Password;
 use crate::service::Issuer;
@@ -43,11 +43,17 @@ impl Issuer {
         let limits = self.settings.throttle;
         let attempt = Attempt::new(&limits, username, source);
         let t = self.settings.clock.now();
-        let (name, reserving) = (username.to_owned(), attempt.clone());
-        // Counted before the hash: parallel guesses cannot outrun the throttle.
+        let reservation = attempt.reservation(&limits, t, username);
+        // Counted before the hash: parallel guesses cannot outrun the throttle. On PostgreSQL
+        // with concurrent logins' reservations, in one statement ([`crate::db::batch`]).
         let reserved = self
             .db
-            .run(move |conn| Ok(reserving.reserve(conn, &limits, t, &name)?))
+            .batched(
+                |b| &b.reservations,
+                reservation,
+                self.hasher.linger(),
+                throttle::reserve_one,
+            )
             .await?;
         let source = source.map(|ip| ip.to_string());
         let user = match reserved {

@@ -328,17 +328,22 @@ impl Issuer {
         let event = Event::new(EventKind::LoginOk, Some(&name), source.as_deref())
             .by(name.as_str())
             .with(detail);
+        let login = refresh::NewLogin {
+            release: attempt.release_after_success(t),
+            family,
+            token: first,
+            issued,
+            event,
+        };
+        // On PostgreSQL with concurrent logins' sessions, in one statement and one commit
+        // ([`crate::db::batch`]).
         self.db
-            .run(move |conn| {
-                let login = refresh::NewLogin {
-                    release: attempt.release_after_success(t),
-                    family: &family,
-                    token: &first,
-                    issued: &issued,
-                    event: &event,
-                };
-                Ok(refresh::start_login(conn, &login)?)
-            })
+            .batched(
+                |b| &b.logins,
+                login,
+                self.hasher.linger(),
+                refresh::start_login,
+            )
             .await?;
         tracing::info!(source = ?req.source, user_id = %user.id, "login succeeded");
         Ok(Issued {
@@ -387,7 +392,7 @@ impl Issuer {
         // decides again whether the token is still live. On PostgreSQL the lookup and the
         // rotation are batched with those of concurrent requests ([`crate::db::batch`]); on
         // SQLite both run in one piece of the single writer's batch.
-        let outcome = match self.db.refresh_batches() {
+        let outcome = match self.db.batches() {
             Some(batches) => {
                 let found = batches.lookups.run(old_hash.clone()).await?;
                 match plan.decide(found)? {

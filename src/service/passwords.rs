@@ -182,7 +182,23 @@ pub struct PasswordHasher {
     areas: Arc<Areas>,
     dummy_hash: Arc<str>,
     profile: HashProfile,
+    threads: usize,
 }
+
+/// What each hash queued per hashing thread adds to a login's linger ([`PasswordHasher::linger`]),
+/// from [`LINGER_FROM_QUEUED`] on: under a third of what a hash takes (15-35 ms on the machines
+/// measured), so that a login lingers for less than the wait its turn at a thread will cost it
+/// anyway.
+const LINGER_PER_QUEUED: Duration = Duration::from_millis(12);
+
+/// Hashes queued per hashing thread from which logins linger.
+const LINGER_FROM_QUEUED: usize = 4;
+
+/// The longest linger. Under a login flood on PostgreSQL (32 connections, 2 cores, the load
+/// harness), lingering 100 ms took PostgreSQL's CPU per login from 1.24-1.39 ms (25 ms) to
+/// 0.51-0.56, the service's other threads' from 1.93-1.99 to 1.26-1.49, and the logins from
+/// 78-80% of the machine's argon2 limit to 94-96%.
+const LINGER_MAX: Duration = Duration::from_millis(100);
 
 impl PasswordHasher {
     /// A hasher with `threads` hashing threads, making new hashes with `profile`.
@@ -229,6 +245,7 @@ impl PasswordHasher {
             // Same profile as real hashes: an unknown user costs what a wrong password does.
             dummy_hash: profile.hash(&dummy)?.into(),
             profile,
+            threads: threads.max(1),
         })
     }
 
@@ -288,6 +305,24 @@ impl PasswordHasher {
                 })
             }
         }
+    }
+
+    /// How long a login's database work (its reservation, its session) may wait for other
+    /// logins' to share one statement and one commit with them ([`crate::db::batch`]): nothing
+    /// while fewer than [`LINGER_FROM_QUEUED`] hashes per thread wait for a thread, then
+    /// [`LINGER_PER_QUEUED`] per hash waiting per thread, up to [`LINGER_MAX`]. A login that
+    /// lingers then still reaches its thread before the queue ahead of it runs out, so the
+    /// threads never wait for it; and a login of a quiet moment never waits. Under a login
+    /// flood on PostgreSQL, the round trips and commits of each login on its own were most of
+    /// what PostgreSQL and the service's other threads took from the cores the hashes need.
+    pub fn linger(&self) -> Duration {
+        let queued = self.waiting().saturating_sub(self.threads) / self.threads;
+        if queued < LINGER_FROM_QUEUED {
+            return Duration::ZERO;
+        }
+        LINGER_PER_QUEUED
+            .saturating_mul(u32::try_from(queued).unwrap_or(u32::MAX))
+            .min(LINGER_MAX)
     }
 
     /// How many hashes are queued or running now.
@@ -453,6 +488,24 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    /// Logins linger only behind a deep queue, longer the deeper it is, never beyond the most.
+    #[test]
+    fn logins_linger_by_the_depth_of_the_queue() {
+        let hasher = PasswordHasher::new(2, HashProfile::TestOnly).unwrap();
+        let linger = |waiting: usize| {
+            hasher.waiting.store(waiting, Ordering::Relaxed);
+            hasher.linger()
+        };
+        assert_eq!(linger(0), Duration::ZERO);
+        // Two running and seven queued: 3 per thread.
+        assert_eq!(linger(9), Duration::ZERO);
+        assert_eq!(linger(10), LINGER_PER_QUEUED * 4);
+        assert_eq!(linger(13), LINGER_PER_QUEUED * 5);
+        assert_eq!(linger(30), LINGER_MAX);
+        assert_eq!(linger(usize::MAX), LINGER_MAX);
+        hasher.waiting.store(0, Ordering::Relaxed);
     }
 
     #[test]

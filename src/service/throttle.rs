@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use crate::config::Limits;
-use crate::db::throttle::{self, Counter, Counters, LoginRelease, Reserved};
+use crate::db::throttle::{self, Counter, Counters, LoginRelease, Reservation};
 use crate::db::{DbConn, write_tx};
 
 /// The counters one password attempt touches.
@@ -54,17 +54,17 @@ impl Attempt {
         }
     }
 
-    /// Reserves the attempt before its password is hashed, and reads the user it names
-    /// (`username`, the one the counters were made for) when it is not throttled. Counted, the
-    /// attempt is a failure until [`Attempt::succeeded`].
-    pub fn reserve(
-        &self,
-        conn: &mut DbConn,
-        limits: &Limits,
-        now: i64,
-        username: &str,
-    ) -> diesel::QueryResult<Reserved> {
-        throttle::reserve(conn, &self.counters, limits.window, now, username)
+    /// The reservation of this attempt at `username` (the one the counters were made for),
+    /// made before its password is hashed ([`throttle::reserve`]), which also reads that user
+    /// when it is not throttled. Counted, the attempt is a failure until
+    /// [`Attempt::succeeded`].
+    pub fn reservation(&self, limits: &Limits, now: i64, username: &str) -> Reservation {
+        Reservation {
+            counters: self.counters.clone(),
+            window: limits.window,
+            now,
+            username: username.to_owned(),
+        }
     }
 
     /// Nothing was checked after all (the hasher was busy): the reservation is given back.
@@ -82,10 +82,10 @@ impl Attempt {
 
     /// What [`Attempt::succeeded`] writes, to be written with a login's session
     /// ([`crate::db::refresh::start_login`]).
-    pub fn release_after_success(&self, now: i64) -> LoginRelease<'_> {
+    pub fn release_after_success(&self, now: i64) -> LoginRelease {
         LoginRelease {
-            counters: &self.counters,
-            forget: &self.counters[0].key,
+            counters: self.counters.clone(),
+            forget: self.counters[0].key.clone(),
             now,
         }
     }

@@ -23,6 +23,7 @@ both_backends!(
     sessions_end_at_their_absolute_age,
     the_throttle_holds_across_instances_on_one_database,
     a_reservation_reads_its_user_unless_throttled,
+    concurrent_logins_all_start_their_sessions,
 );
 
 const PROXIED: &[&str] = &["--trusted-proxy", "127.0.0.1/32"];
@@ -413,7 +414,8 @@ fn a_reservation_alone_commits_without_waiting_for_its_flush() {
             .unwrap()
             .synchronous_commit
     };
-    let reserve = "SELECT reserve_login_attempt(ARRAY['u:admin'], ARRAY[5], 900, 1000, 30, 3600)";
+    let reserve = "SELECT reserve_login_attempts(ARRAY['u:admin'], ARRAY[5], 900, \
+                   ARRAY[1000::BIGINT], 30, 3600)";
     assert_eq!(setting(&mut conn), "on");
     conn.batch_execute("BEGIN").unwrap();
     conn.batch_execute(reserve).unwrap();
@@ -498,4 +500,220 @@ async fn a_reservation_reads_its_user_unless_throttled(backend: Backend) {
         reserve(&mut conn, &counters("carol"), 900, 1010, "carol"),
         Ok(Reserved::Throttled(20))
     ));
+}
+
+/// On PostgreSQL concurrent logins' reservations run as one statement ([`jwt_issuer::db::batch`]):
+/// its items count in order, each seeing the counts of those before it, and each gets its own
+/// answer.
+#[test]
+#[ignore = "PostgreSQL: set TEST_POSTGRES_URL and run with --include-ignored"]
+fn a_batch_of_reservations_counts_its_items_in_order() {
+    use jwt_issuer::db::batch::Batched;
+    use jwt_issuer::db::throttle::{Counter, Reservation, Reservations, Reserved};
+    let db = crate::helpers::TestDb::create(&Backend::postgres());
+    let mut conn = db.conn();
+    let id = "9b2f0c1e-0000-4000-8000-000000000002";
+    store_user(&mut conn, id, "dave");
+    let attempt = |name: &str, now: i64| Reservation {
+        counters: [("ua", 10), ("a", 20), ("u", 2)].map(|(kind, limit)| Counter {
+            key: format!("{kind}:{name}"),
+            limit,
+        }),
+        window: 900,
+        now,
+        username: name.into(),
+    };
+    let batch = [
+        attempt("dave", 1000),
+        attempt("nobody", 1000),
+        attempt("dave", 1001),
+        attempt("dave", 1002),
+        attempt("nobody", 1002),
+    ];
+    let answers = Reservations::run(&mut conn, &batch).unwrap();
+    // Dave's second failure reaches the username's limit of 2 and locks it for 30 s: the item
+    // after it in the same batch is refused; the unknown name's second attempt is counted.
+    match answers.as_slice() {
+        [
+            Reserved::Counted(Some(first)),
+            Reserved::Counted(None),
+            Reserved::Counted(Some(second)),
+            Reserved::Throttled(29),
+            Reserved::Counted(None),
+        ] => assert_eq!((first.username.as_str(), second.id.as_str()), ("dave", id)),
+        other => panic!("unexpected answers {other:?}"),
+    }
+    // A batch is a transaction of its own, like a single reservation.
+    use diesel::Connection;
+    let inside = conn.transaction(|c| Reservations::run(c, &batch[..1]));
+    assert!(inside.is_err(), "{inside:?}");
+}
+
+/// Many logins at once all start their sessions (on PostgreSQL, several in one statement):
+/// each gets its own working refresh token, and the throttle gives every reservation back.
+async fn concurrent_logins_all_start_their_sessions(backend: Backend) {
+    let app = spawn_app_with(&backend, PROXIED).await;
+    let pw = app.admin_password();
+    let logins = (0..24).map(|i| {
+        let (app, pw) = (&app, &pw);
+        async move { login_from(app, &format!("198.51.100.{i}"), "admin", pw).await }
+    });
+    let results = futures_util::future::join_all(logins).await;
+    let mut tokens = std::collections::HashSet::new();
+    for r in &results {
+        assert_eq!(r.status, 200, "{}", r.text());
+        tokens.insert(r.json()["refresh_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(tokens.len(), 24, "every login has a session of its own");
+    for token in &tokens {
+        let refreshed = app.refresh(token).await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    }
+    // Nothing is left counted: as many wrong guesses as the per-username-and-address limit
+    // allows are still checked from one of those addresses.
+    for i in 0..5 {
+        login_from(&app, "198.51.100.1", "admin", &format!("guess {i}"))
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+}
+
+/// On PostgreSQL concurrent logins' sessions are written in one statement: each item gives its
+/// reservation back (a key drops by one failure per item, unlocking under its limit; the
+/// username at this address starts over) and stores its session.
+#[test]
+#[ignore = "PostgreSQL: set TEST_POSTGRES_URL and run with --include-ignored"]
+fn a_batch_of_logins_gives_every_reservation_back() {
+    use diesel::prelude::*;
+    use jwt_issuer::db::audit::{Event, EventKind};
+    use jwt_issuer::db::batch::Batched;
+    use jwt_issuer::db::refresh::{FamilyRow, IssuedRow, Logins, NewLogin, TokenRow};
+    use jwt_issuer::db::throttle::{Counter, LoginRelease, Reservation, Reservations, Reserved};
+    let db = crate::helpers::TestDb::create(&Backend::postgres());
+    let mut conn = db.conn();
+    let id = "9b2f0c1e-0000-4000-8000-000000000003";
+    store_user(&mut conn, id, "erin");
+    let counters = || {
+        [("ua", 10), ("a", 10), ("u", 3)].map(|(kind, limit)| Counter {
+            key: format!("{kind}:erin"),
+            limit,
+        })
+    };
+    let attempt = Reservation {
+        counters: counters(),
+        window: 900,
+        now: 1000,
+        username: "erin".into(),
+    };
+    // Three attempts: the third reaches the username's limit of 3 and locks it.
+    let reserved = Reservations::run(&mut conn, &[attempt.clone(), attempt.clone(), attempt]);
+    assert!(
+        matches!(
+            reserved.as_deref(),
+            Ok([Reserved::Counted(Some(_)), _, Reserved::Counted(Some(_))])
+        ),
+        "{reserved:?}"
+    );
+    let login = |n: u32| {
+        let family = format!("family-{n}");
+        NewLogin {
+            release: LoginRelease {
+                counters: counters(),
+                forget: "ua:erin".into(),
+                now: 1010,
+            },
+            family: FamilyRow {
+                id: family.clone(),
+                user_id: id.to_owned().into(),
+                client_id: "default".into(),
+                scope: String::new(),
+                audience: String::new(),
+                created_at: 1010,
+                revoked_at: None,
+                revoked_reason: None,
+                source: Some("192.0.2.1".into()),
+                user_agent: None,
+                last_used_at: Some(1010),
+            },
+            token: TokenRow {
+                token_hash: format!("hash-{n}"),
+                family_id: family.clone(),
+                created_at: 1010,
+                expires_at: 99_999,
+                used_at: None,
+            },
+            issued: IssuedRow {
+                jti: format!("jti-{n}"),
+                user_id: id.to_owned().into(),
+                family_id: Some(family),
+                exp: 2000,
+            },
+            event: Event::new(EventKind::LoginOk, Some("erin"), Some("192.0.2.1")),
+        }
+    };
+    // Two of them succeed, in one batch.
+    assert_eq!(
+        Logins::run(&mut conn, &[login(1), login(2)]).unwrap(),
+        vec![(), ()]
+    );
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        key: String,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        failures: i32,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        locked_until: i64,
+    }
+    let rows =
+        diesel::sql_query("SELECT key, failures, locked_until FROM login_attempts ORDER BY key")
+            .load::<Row>(&mut conn)
+            .unwrap();
+    let row = |key: &str, failures, locked_until| Row {
+        key: key.into(),
+        failures,
+        locked_until,
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row("a:erin", 1, 0),
+            row("u:erin", 1, 0),
+            row("ua:erin", 0, 0)
+        ],
+        "one failure given back per login; the lock ends under the limit; the username at this \
+         address starts over"
+    );
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut count = |sql: &str| {
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut conn)
+            .unwrap()
+            .n
+    };
+    assert_eq!(count("SELECT count(*) AS n FROM refresh_families"), 2);
+    assert_eq!(count("SELECT count(*) AS n FROM refresh_tokens"), 2);
+    assert_eq!(count("SELECT count(*) AS n FROM issued_access_tokens"), 2);
+    assert_eq!(
+        count("SELECT count(*) AS n FROM audit_log WHERE event = 'login_ok'"),
+        2
+    );
+}
+
+/// Stores a user without a usable password straight into the database.
+fn store_user(conn: &mut jwt_issuer::db::DbConn, id: &str, username: &str) {
+    let user = jwt_issuer::db::users::NewUser {
+        id,
+        username,
+        password_hash: "$argon2id$stored",
+        roles: "",
+        disabled: false,
+        created_at: 1,
+        updated_at: 1,
+    };
+    jwt_issuer::db::users::insert(conn, &user).unwrap();
 }
