@@ -138,18 +138,7 @@ fn work<B: Batched>(pool: &r2d2::Pool<Manager>, jobs: &Mutex<Receiver<Job<B>>>) 
         let batch = {
             let jobs = jobs.lock().unwrap_or_else(PoisonError::into_inner);
             let Ok(first) = jobs.recv() else { return };
-            let mut until = first.2;
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                let next = match until.and_then(|u| u.checked_duration_since(Instant::now())) {
-                    Some(left) => jobs.recv_timeout(left).ok(),
-                    None => jobs.try_recv().ok(),
-                };
-                let Some(job) = next else { break };
-                until = until.zip(job.2).map(|(a, b)| a.min(b));
-                batch.push(job);
-            }
-            batch
+            gather(&jobs, first, MAX_BATCH, |job| job.2)
         };
         let (items, replies): (Vec<_>, Vec<_>) = batch
             .into_iter()
@@ -183,6 +172,29 @@ fn work<B: Batched>(pool: &r2d2::Pool<Manager>, jobs: &Mutex<Receiver<Job<B>>>) 
         }
         answered = Instant::now();
     }
+}
+
+/// A batch of at most `max`: `first`, everything queued behind it in `jobs`, and, for as long as
+/// every item taken lingers (`until`: until when an item lets its batch wait), what arrives
+/// meanwhile. Also the SQLite writer's ([`super::serial`]).
+pub(super) fn gather<J>(
+    jobs: &Receiver<J>,
+    first: J,
+    max: usize,
+    until: impl Fn(&J) -> Option<Instant>,
+) -> Vec<J> {
+    let mut deadline = until(&first);
+    let mut batch = vec![first];
+    while batch.len() < max {
+        let next = match deadline.and_then(|d| d.checked_duration_since(Instant::now())) {
+            Some(left) => jobs.recv_timeout(left).ok(),
+            None => jobs.try_recv().ok(),
+        };
+        let Some(job) = next else { break };
+        deadline = deadline.zip(until(&job)).map(|(a, b)| a.min(b));
+        batch.push(job);
+    }
+    batch
 }
 
 /// The outputs of `items`, in order: from one statement, or, when it fails, from one statement

@@ -417,8 +417,8 @@ impl Db {
     }
 
     /// One item of batched work: on PostgreSQL in the next batch of `batcher`, which may wait
-    /// `linger` for more items ([`batch::Batcher::run_within`]); on SQLite by `alone`, on the
-    /// single writer ([`Db::run`]).
+    /// `linger` for more items ([`batch::Batcher::run_within`]); on SQLite by `alone`, in the
+    /// single writer's next batch, which may wait as long ([`serial::Serial::run_within`]).
     pub async fn batched<B: batch::Batched>(
         &self,
         batcher: fn(&Batches) -> &batch::Batcher<B>,
@@ -428,7 +428,13 @@ impl Db {
     ) -> anyhow::Result<B::Output> {
         match self.batches() {
             Some(batches) => batcher(batches).run_within(item, linger).await,
-            None => self.run(move |conn| Ok(alone(conn, &item)?)).await,
+            None => match &self.serial {
+                Some(serial) => {
+                    let work = move |conn: &mut DbConn| Ok(alone(conn, &item)?);
+                    serial.run_within(work, linger).await
+                }
+                None => self.run(move |conn| Ok(alone(conn, &item)?)).await,
+            },
         }
     }
 

@@ -99,7 +99,8 @@ type Settle = Box<dyn FnOnce(bool) + Send>;
 /// A handle on the writer thread of one SQLite database.
 #[derive(Clone)]
 pub struct Serial {
-    queue: SyncSender<Job>,
+    /// Each piece with until when it lets its batch wait for more ([`Serial::run_within`]).
+    queue: SyncSender<(Job, Option<Instant>)>,
 }
 
 impl Serial {
@@ -129,6 +130,18 @@ impl Serial {
         T: Send + 'static,
         E: From<anyhow::Error> + Send + 'static,
     {
+        self.run_within(f, Duration::ZERO).await
+    }
+
+    /// Runs `f` in the next batch, which may wait up to `linger` for more pieces (until the
+    /// earliest end of its pieces' lingers, or until it is full: [`super::batch::gather`]);
+    /// answers once the batch has committed.
+    pub async fn run_within<T, E, F>(&self, f: F, linger: Duration) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<anyhow::Error> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn| match conn {
             None => {
@@ -146,7 +159,8 @@ impl Serial {
                 })
             }
         });
-        match self.queue.try_send(job) {
+        let until = (!linger.is_zero()).then(|| Instant::now() + linger);
+        match self.queue.try_send((job, until)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(unavailable()),
             Err(TrySendError::Disconnected(_)) => {
@@ -187,19 +201,16 @@ fn database_file(path: &Path) -> std::io::Result<Arc<File>> {
 /// catches up (`catching_up`), it paces itself ([`CATCH_UP_PACE`]).
 fn work(
     pool: &r2d2::Pool<Manager>,
-    jobs: &Receiver<Job>,
+    jobs: &Receiver<(Job, Option<Instant>)>,
     nudge: &SyncSender<()>,
     catching_up: &AtomicBool,
 ) {
     let mut conn: Option<r2d2::PooledConnection<Manager>> = None;
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let batch: Vec<Job> = super::batch::gather(jobs, first, MAX_BATCH, |job| job.1)
+            .into_iter()
+            .map(|(job, _)| job)
+            .collect();
         if conn.as_mut().is_some_and(|c| c.is_broken()) {
             conn = None;
         }
@@ -426,6 +437,47 @@ mod tests {
         }
         // Committed: another connection sees all of it.
         assert_eq!(count(&mut db.conn().unwrap()), 300);
+    }
+
+    /// Pieces that linger share their batch with those that follow them, until one that may not
+    /// wait joins: the last piece sees the first two's writes uncommitted (another connection
+    /// does not). A lingering piece alone is answered when its linger ends.
+    #[tokio::test]
+    async fn lingering_pieces_wait_for_each_other_until_one_may_not() {
+        let (_dir, db) = db();
+        let serial = db.serial.clone().unwrap();
+        let long = Duration::from_secs(60);
+        let started = Instant::now();
+        let piece = |x: i64| {
+            let db = db.clone();
+            move |conn: &mut DbConn| {
+                insert(conn, x)?;
+                let committed = count(&mut *db.conn()?);
+                Ok::<_, anyhow::Error>((count(conn), committed))
+            }
+        };
+        // `join3` polls them in order: each is queued before the next.
+        let (a, b, c) = futures_util::future::join3(
+            serial.run_within(piece(1), long),
+            serial.run_within(piece(2), long),
+            serial.run(piece(3)),
+        )
+        .await;
+        assert_eq!(
+            (a.unwrap(), b.unwrap(), c.unwrap()),
+            ((1, 0), (2, 0), (3, 0))
+        );
+        assert!(
+            started.elapsed() < long / 2,
+            "the last piece ended the wait"
+        );
+        let short = Duration::from_millis(50);
+        let started = Instant::now();
+        assert_eq!(serial.run_within(piece(4), short).await.unwrap(), (4, 3));
+        assert!(
+            started.elapsed() >= short,
+            "a lingering piece waits its linger"
+        );
     }
 
     #[tokio::test]
