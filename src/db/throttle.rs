@@ -115,9 +115,9 @@ pub struct Reservation {
 }
 
 /// Reservations on PostgreSQL, many in one call of `reserve_login_attempts` (migration
-/// 000013, [`super::batch`]), in order: items
-/// sharing keys each see the counts of those before them. Each batch is a transaction of its
-/// own, which the function makes commit without waiting for its flush.
+/// 000013, [`super::batch`]), in order: items sharing keys each see the counts of those before
+/// them. Each batch is a transaction of its own, which the function makes commit without
+/// waiting for its flush.
 pub struct Reservations;
 
 impl Batched for Reservations {
