@@ -417,8 +417,8 @@ impl Db {
     }
 
     /// One item of batched work: on PostgreSQL in the next batch of `batcher`, which may wait
-    /// `linger` for more items ([`batch::Batcher::run_within`]); on SQLite by `alone`, in the
-    /// single writer's next batch, which may wait as long ([`serial::Serial::run_within`]).
+    /// `linger` for more items ([`batch::Batcher::run_within`]); elsewhere by `alone` (on
+    /// SQLite in the single writer's next batch, which may wait as long: [`Db::run_within`]).
     pub async fn batched<B: batch::Batched>(
         &self,
         batcher: fn(&Batches) -> &batch::Batcher<B>,
@@ -428,13 +428,10 @@ impl Db {
     ) -> anyhow::Result<B::Output> {
         match self.batches() {
             Some(batches) => batcher(batches).run_within(item, linger).await,
-            None => match &self.serial {
-                Some(serial) => {
-                    let work = move |conn: &mut DbConn| Ok(alone(conn, &item)?);
-                    serial.run_within(work, linger).await
-                }
-                None => self.run(move |conn| Ok(alone(conn, &item)?)).await,
-            },
+            None => {
+                self.run_within(move |conn| Ok(alone(conn, &item)?), linger)
+                    .await
+            }
         }
     }
 
@@ -459,8 +456,19 @@ impl Db {
         T: Send + 'static,
         E: From<anyhow::Error> + Send + 'static,
     {
+        self.run_within(f, Duration::ZERO).await
+    }
+
+    /// Like [`Db::run_typed`]; on SQLite the single writer's batch holding `f` may wait
+    /// `linger` for more work ([`serial::Serial::run_within`]).
+    async fn run_within<T, E, F>(&self, f: F, linger: Duration) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<anyhow::Error> + Send + 'static,
+    {
         if let Some(serial) = &self.serial {
-            return serial.run(f).await;
+            return serial.run_within(f, linger).await;
         }
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {

@@ -129,8 +129,11 @@ impl Batched for Reservations {
         let DbConn::Pg(pg) = conn else {
             return Err(postgres_only());
         };
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let depth = AnsiTransactionManager::transaction_manager_status_mut(pg).transaction_depth();
-        if depth?.is_some() || items.is_empty() {
+        if depth?.is_some() {
             return Err(diesel::result::Error::QueryBuilderError(
                 "reservations run in a transaction of their own".into(),
             ));
@@ -296,28 +299,10 @@ pub enum Reserved {
     Counted(Option<UserRow>),
 }
 
-/// Reserves one attempt at `username` on every counter, and reads that user when the attempt
-/// is not throttled: on PostgreSQL in one statement, on SQLite in one write transaction.
-pub fn reserve(
-    conn: &mut DbConn,
-    counters: &Counters,
-    window: i64,
-    now: i64,
-    username: &str,
-) -> QueryResult<Reserved> {
-    reserve_one(
-        conn,
-        &Reservation {
-            counters: counters.clone(),
-            window,
-            now,
-            username: username.to_owned(),
-        },
-    )
-}
-
-/// [`reserve`], of a reservation made already.
-pub fn reserve_one(conn: &mut DbConn, r: &Reservation) -> QueryResult<Reserved> {
+/// Reserves `r`'s attempt on every counter, and reads the user it names when the attempt is not
+/// throttled: on PostgreSQL in one statement (a batch of one, [`Reservations`]), on SQLite in
+/// one write transaction.
+pub fn reserve(conn: &mut DbConn, r: &Reservation) -> QueryResult<Reserved> {
     if let DbConn::Pg(_) = conn {
         return Reservations::run(conn, std::slice::from_ref(r))?
             .pop()

@@ -52,7 +52,7 @@ impl Issuer {
                 |b| &b.reservations,
                 reservation,
                 self.hasher.linger(),
-                throttle::reserve_one,
+                throttle::reserve,
             )
             .await?;
         let source = source.map(|ip| ip.to_string());

@@ -442,11 +442,11 @@ fn a_reservation_alone_commits_without_waiting_for_its_flush() {
             limit,
         }
     });
-    let inside =
-        conn.transaction(|c| jwt_issuer::db::throttle::reserve(c, &counters, 900, 1000, "x"));
+    let x = reservation(counters, 1000, "x");
+    let inside = conn.transaction(|c| jwt_issuer::db::throttle::reserve(c, &x));
     assert!(inside.is_err(), "{inside:?}");
     assert!(matches!(
-        jwt_issuer::db::throttle::reserve(&mut conn, &counters, 900, 1000, "x"),
+        jwt_issuer::db::throttle::reserve(&mut conn, &x),
         Ok(jwt_issuer::db::throttle::Reserved::Counted(None))
     ));
 }
@@ -479,7 +479,10 @@ async fn a_reservation_reads_its_user_unless_throttled(backend: Backend) {
         Ok(Reserved::Counted(Some(row))) => row,
         other => panic!("expected carol's row, got {other:?}"),
     };
-    let carol = found(reserve(&mut conn, &counters("carol"), 900, 1000, "carol"));
+    let carol = found(reserve(
+        &mut conn,
+        &reservation(counters("carol"), 1000, "carol"),
+    ));
     assert_eq!(
         (
             carol.id.as_str(),
@@ -491,13 +494,16 @@ async fn a_reservation_reads_its_user_unless_throttled(backend: Backend) {
     assert_eq!((carol.roles.as_str(), carol.disabled), ("reader", false));
     assert_eq!((carol.created_at, carol.updated_at), (1, 2));
     assert!(matches!(
-        reserve(&mut conn, &counters("nobody"), 900, 1000, "nobody"),
+        reserve(&mut conn, &reservation(counters("nobody"), 1000, "nobody")),
         Ok(Reserved::Counted(None))
     ));
     // The second attempt reaches the username's limit of 2 and locks it for 30 s.
-    found(reserve(&mut conn, &counters("carol"), 900, 1000, "carol"));
+    found(reserve(
+        &mut conn,
+        &reservation(counters("carol"), 1000, "carol"),
+    ));
     assert!(matches!(
-        reserve(&mut conn, &counters("carol"), 900, 1010, "carol"),
+        reserve(&mut conn, &reservation(counters("carol"), 1010, "carol")),
         Ok(Reserved::Throttled(20))
     ));
 }
@@ -509,19 +515,17 @@ async fn a_reservation_reads_its_user_unless_throttled(backend: Backend) {
 #[ignore = "PostgreSQL: set TEST_POSTGRES_URL and run with --include-ignored"]
 fn a_batch_of_reservations_counts_its_items_in_order() {
     use jwt_issuer::db::batch::Batched;
-    use jwt_issuer::db::throttle::{Counter, Reservation, Reservations, Reserved};
+    use jwt_issuer::db::throttle::{Counter, Reservations, Reserved};
     let db = crate::helpers::TestDb::create(&Backend::postgres());
     let mut conn = db.conn();
     let id = "9b2f0c1e-0000-4000-8000-000000000002";
     store_user(&mut conn, id, "dave");
-    let attempt = |name: &str, now: i64| Reservation {
-        counters: [("ua", 10), ("a", 20), ("u", 2)].map(|(kind, limit)| Counter {
+    let attempt = |name: &str, now: i64| {
+        let counters = [("ua", 10), ("a", 20), ("u", 2)].map(|(kind, limit)| Counter {
             key: format!("{kind}:{name}"),
             limit,
-        }),
-        window: 900,
-        now,
-        username: name.into(),
+        });
+        reservation(counters, now, name)
     };
     let batch = [
         attempt("dave", 1000),
@@ -588,7 +592,7 @@ fn a_batch_of_logins_gives_every_reservation_back() {
     use jwt_issuer::db::audit::{Event, EventKind};
     use jwt_issuer::db::batch::Batched;
     use jwt_issuer::db::refresh::{FamilyRow, IssuedRow, Logins, NewLogin, TokenRow};
-    use jwt_issuer::db::throttle::{Counter, LoginRelease, Reservation, Reservations, Reserved};
+    use jwt_issuer::db::throttle::{Counter, LoginRelease, Reservations, Reserved};
     let db = crate::helpers::TestDb::create(&Backend::postgres());
     let mut conn = db.conn();
     let id = "9b2f0c1e-0000-4000-8000-000000000003";
@@ -599,12 +603,7 @@ fn a_batch_of_logins_gives_every_reservation_back() {
             limit,
         })
     };
-    let attempt = Reservation {
-        counters: counters(),
-        window: 900,
-        now: 1000,
-        username: "erin".into(),
-    };
+    let attempt = reservation(counters(), 1000, "erin");
     // Three attempts: the third reaches the username's limit of 3 and locks it.
     let reserved = Reservations::run(&mut conn, &[attempt.clone(), attempt.clone(), attempt]);
     assert!(
@@ -716,4 +715,18 @@ fn store_user(conn: &mut jwt_issuer::db::DbConn, id: &str, username: &str) {
         updated_at: 1,
     };
     jwt_issuer::db::users::insert(conn, &user).unwrap();
+}
+
+/// An attempt at `username` on `counters` at `now`, in a window of 900 s.
+fn reservation(
+    counters: jwt_issuer::db::throttle::Counters,
+    now: i64,
+    username: &str,
+) -> jwt_issuer::db::throttle::Reservation {
+    jwt_issuer::db::throttle::Reservation {
+        counters,
+        window: 900,
+        now,
+        username: username.into(),
+    }
 }
