@@ -106,8 +106,7 @@ impl<B: Batched> Batcher<B> {
     /// (until the earliest end of its items' lingers, or until it is full).
     pub async fn run_within(&self, item: B::Item, linger: Duration) -> anyhow::Result<B::Output> {
         let (reply, answer) = oneshot::channel();
-        let until = (!linger.is_zero()).then(|| Instant::now() + linger);
-        match self.queue.try_send((item, reply, until)) {
+        match self.queue.try_send((item, reply, deadline(linger))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(anyhow::Error::new(Unavailable)),
             Err(TrySendError::Disconnected(_)) => anyhow::bail!("the {} threads stopped", B::NAME),
@@ -172,6 +171,12 @@ fn work<B: Batched>(pool: &r2d2::Pool<Manager>, jobs: &Mutex<Receiver<Job<B>>>) 
         }
         answered = Instant::now();
     }
+}
+
+/// Until when an item that may wait `linger` lets its batch wait for more: not at all
+/// (`None`) when it may not. Also the SQLite writer's ([`super::serial`]).
+pub(super) fn deadline(linger: Duration) -> Option<Instant> {
+    (!linger.is_zero()).then(|| Instant::now() + linger)
 }
 
 /// A batch of at most `max`: `first`, everything queued behind it in `jobs`, and, for as long as

@@ -159,8 +159,7 @@ impl Serial {
                 })
             }
         });
-        let until = (!linger.is_zero()).then(|| Instant::now() + linger);
-        match self.queue.try_send((job, until)) {
+        match self.queue.try_send((job, super::batch::deadline(linger))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(unavailable()),
             Err(TrySendError::Disconnected(_)) => {
